@@ -1,0 +1,15 @@
+//! ganeti-rs: Ganeti 2.5.2's node daemon and master daemon in Rust.
+//!
+//! Module map (dependencies point downwards): `sys` (all libc calls and the
+//! only `unsafe`), `paths`, `constants`, `daemon` (shared runtime), `http`,
+//! `rpc`, `ssconf`, `noded`, `masterd`. See DESIGN.md section 2.
+
+pub mod constants;
+pub mod daemon;
+pub mod http;
+pub mod masterd;
+pub mod noded;
+pub mod paths;
+pub mod rpc;
+pub mod ssconf;
+pub mod sys;

@@ -1,0 +1,211 @@
+//! ganeti-noded: start-up (options, port, bind address, certificates) and
+//! the procedure tables of the RPC server.
+//!
+//! Each area module lists its procedures in one table; [`find_procedure`]
+//! looks a path up in all of them, and the server turns every error into
+//! `[false, "message"]` in one place.
+
+pub mod node;
+pub mod server;
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::constants::{DEFAULT_NODED_PORT, EXIT_FAILURE};
+use crate::daemon::{self, Options, Setup};
+use crate::paths::{Daemon, Paths};
+use crate::sys;
+
+/// What every procedure can see.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub paths: Paths,
+}
+
+/// Why a procedure failed; `Display` is the message sent in `[false, msg]`.
+#[derive(Debug)]
+pub enum RpcError {
+    /// The body is not JSON or the arguments have the wrong shape.
+    Arguments(String),
+    /// The procedure ran and failed (2.5.2's `RPCFail`): sent as is.
+    Failed(String),
+    /// A bug (a panic in a handler).
+    Internal(String),
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RpcError::Arguments(m) => write!(
+                f,
+                "Error while executing backend function: invalid arguments: {m}"
+            ),
+            RpcError::Failed(m) => write!(f, "{m}"),
+            RpcError::Internal(m) => write!(
+                f,
+                "Error while executing backend function: internal error: {m}"
+            ),
+        }
+    }
+}
+
+/// One RPC procedure: its name (the URL path without `/`), the largest body
+/// it accepts and its handler.
+#[derive(Debug)]
+pub struct Procedure {
+    pub name: &'static str,
+    pub max_body: usize,
+    pub handler: fn(&Context, &[u8]) -> Result<Value, RpcError>,
+}
+
+/// Every procedure table.
+const AREAS: &[&[Procedure]] = &[node::PROCEDURES];
+
+/// The procedure for a request path (`/version`); no query strings, no
+/// extra slashes, as 2.5.2.
+pub fn find_procedure(path: &str) -> Option<&'static Procedure> {
+    let name = path.strip_prefix('/')?;
+    AREAS.iter().flat_map(|a| a.iter()).find(|p| p.name == name)
+}
+
+/// Decodes a request body into the procedure's argument type.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, RpcError> {
+    serde_json::from_slice(body).map_err(|e| RpcError::Arguments(e.to_string()))
+}
+
+/// The port: `-p`, else the services database entry `ganeti-noded/tcp`,
+/// else 1811.
+pub fn resolve_port(opt: Option<u16>) -> u16 {
+    opt.or_else(|| sys::service_port("ganeti-noded"))
+        .unwrap_or(DEFAULT_NODED_PORT)
+}
+
+/// The bind address: `-b`, else `::` when ssconf says the cluster is IPv6
+/// (`primary_ip_family` = 10), else `0.0.0.0`.
+pub fn resolve_bind(opt: Option<&str>, paths: &Paths) -> Result<IpAddr, String> {
+    if let Some(b) = opt {
+        return b.parse().map_err(|_| format!("Invalid bind address '{b}'"));
+    }
+    let family =
+        std::fs::read_to_string(paths.ssconf_file("primary_ip_family")).unwrap_or_default();
+    Ok(if family.trim() == libc::AF_INET6.to_string() {
+        IpAddr::from([0u16; 8])
+    } else {
+        IpAddr::from([0u8; 4])
+    })
+}
+
+/// Certificate and key paths, checked to be regular files (2.5.2 checks
+/// this before detaching).
+fn ssl_files(options: &Options, paths: &Paths) -> Result<(PathBuf, PathBuf), String> {
+    let key = options
+        .ssl_key
+        .clone()
+        .unwrap_or_else(|| paths.server_pem());
+    let cert = options
+        .ssl_cert
+        .clone()
+        .unwrap_or_else(|| paths.server_pem());
+    for (what, p) in [("SSL key", &key), ("SSL certificate", &cert)] {
+        if !p.is_file() {
+            return Err(format!(
+                "{what} file {} does not exist or is not a regular file",
+                p.display()
+            ));
+        }
+    }
+    Ok((key, cert))
+}
+
+/// Runs the node daemon with parsed options; returns the exit code.
+pub fn run(options: &Options) -> i32 {
+    let paths = Paths::from_env();
+    if let Err(msg) = daemon::check_user(Daemon::Noded, 0) {
+        eprintln!("{msg}");
+        return EXIT_FAILURE;
+    }
+    if options.ssl {
+        if let Err(msg) = ssl_files(options, &paths) {
+            eprintln!("{msg}");
+            return EXIT_FAILURE;
+        }
+        // HTTPS with client certificates lands with the RPC issue; refusing
+        // is safer than serving root-level procedures without it.
+        eprintln!(
+            "HTTPS is not available in this version of ganeti-noded yet; start it with --no-ssl"
+        );
+        return EXIT_FAILURE;
+    }
+    let port = resolve_port(options.port);
+    let bind = match resolve_bind(options.bind.as_deref(), &paths) {
+        Ok(b) => b,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return EXIT_FAILURE;
+        }
+    };
+    let ctx = Context {
+        paths: paths.clone(),
+    };
+    let setup = Setup {
+        daemon: Daemon::Noded,
+        options,
+        paths: &paths,
+        thread_names: false,
+    };
+    daemon::run(setup, move || {
+        let addr = SocketAddr::new(bind, port);
+        let listener =
+            TcpListener::bind(addr).map_err(|e| format!("Cannot bind to {addr}: {e}"))?;
+        let server = server::Server::start(listener, server::DEFAULT_MAX_CLIENTS, ctx)
+            .map_err(|e| format!("Cannot start the RPC server: {e}"))?;
+        log::info!("Listening on {addr}");
+        Ok(server)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn procedure_lookup_is_exact() {
+        assert!(find_procedure("/version").is_some());
+        for bad in ["version", "//version", "/version?x=1", "/", "/no_such_rpc"] {
+            assert!(find_procedure(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn version_needs_json_but_ignores_it() {
+        let ctx = Context {
+            paths: Paths::with_root(""),
+        };
+        let p = find_procedure("/version").unwrap();
+        assert_eq!((p.handler)(&ctx, b"[]").unwrap(), Value::from(2050000));
+        assert_eq!((p.handler)(&ctx, b"{}").unwrap(), Value::from(2050000));
+        let e = (p.handler)(&ctx, b"[bad json").unwrap_err().to_string();
+        assert!(
+            e.starts_with("Error while executing backend function:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bind_follows_ip_family() {
+        let root = std::env::temp_dir().join(format!("ganeti-bind-{}", sys::getpid()));
+        let paths = Paths::with_root(&root);
+        assert_eq!(resolve_bind(None, &paths).unwrap().to_string(), "0.0.0.0");
+        std::fs::create_dir_all(paths.data_dir()).unwrap();
+        std::fs::write(paths.ssconf_file("primary_ip_family"), "10\n").unwrap();
+        assert_eq!(resolve_bind(None, &paths).unwrap().to_string(), "::");
+        assert_eq!(
+            resolve_bind(Some("127.0.0.3"), &paths).unwrap().to_string(),
+            "127.0.0.3"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,339 @@
+//! Every libc call of the project, and the only `unsafe` code.
+//!
+//! Each `unsafe` block wraps exactly one libc call and says why it is sound.
+//! Callers get `io::Result`s; `-1` becomes `io::Error::last_os_error()` in one
+//! place ([`cvt`]).
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::Command;
+
+/// Turns a libc return value of -1 into the current `errno` as an error.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Limits glibc to one malloc arena. Must run before any thread exists: every
+/// extra arena reserves 64 MiB of address space, which `mlockall` would count.
+pub fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator tunables; no pointers involved.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Locks all current and future pages of the process in RAM.
+pub fn mlockall() -> io::Result<()> {
+    // SAFETY: mlockall takes flags only and affects this process's mappings.
+    cvt(unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) }).map(|_| ())
+}
+
+/// The result of [`fork`] as seen by each side.
+#[derive(Debug)]
+pub enum Fork {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// Forks the process. Only call this while the process has a single thread.
+pub fn fork() -> io::Result<Fork> {
+    // SAFETY: the callers fork before spawning any thread, so the child gets a
+    // consistent copy of the whole address space.
+    let pid = cvt(unsafe { libc::fork() })?;
+    Ok(if pid == 0 {
+        Fork::Child
+    } else {
+        Fork::Parent(pid)
+    })
+}
+
+/// A pipe whose ends are closed on `exec`: (read end, write end).
+pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both descriptors are fresh and owned by
+    // nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Starts a new session, detaching from the controlling terminal.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid has no arguments and only changes this process's session.
+    cvt(unsafe { libc::setsid() }).map(|_| ())
+}
+
+/// Exits at once, without running destructors or flushing stdio buffers
+/// (for the intermediate processes of a fork).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Waits for a child process and returns its raw wait status.
+pub fn waitpid(pid: libc::pid_t) -> io::Result<i32> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: status points to a live c_int on our stack.
+        match cvt(unsafe { libc::waitpid(pid, &mut status, 0) }) {
+            Ok(_) => return Ok(status),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sets the file mode creation mask.
+pub fn umask(mask: u32) {
+    // SAFETY: umask cannot fail and takes a plain integer.
+    unsafe {
+        libc::umask(mask as libc::mode_t);
+    }
+}
+
+/// Makes `dst` a copy of `src` (closing what `dst` was).
+pub fn dup2(src: RawFd, dst: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only operates on descriptor numbers; an invalid one is an
+    // error, not undefined behaviour.
+    cvt(unsafe { libc::dup2(src, dst) }).map(|_| ())
+}
+
+/// Closes every descriptor from `first` upwards except `keep`.
+pub fn close_fds_from(first: RawFd, keep: RawFd) {
+    // Listing /proc/self/fd avoids depending on close_range (Linux 5.9+).
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => (first..1024).collect(),
+    };
+    for fd in fds {
+        if fd >= first && fd != keep {
+            // SAFETY: the process is still single-threaded here, so no other
+            // code owns these descriptors; closing a stale number is harmless.
+            unsafe {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Takes (`exclusive`) or drops an advisory `flock` without blocking.
+/// Returns `Ok(false)` when another open file description holds the lock.
+pub fn flock_exclusive_nb(fd: &impl AsRawFd) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor we borrow for the duration of the call.
+    match cvt(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The effective user id.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The process id.
+pub fn getpid() -> i32 {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Sends `sig` to process `pid`.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers.
+    cvt(unsafe { libc::kill(pid, sig) }).map(|_| ())
+}
+
+/// The signals the daemons handle on their signal thread.
+pub const HANDLED_SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
+
+fn sigset_of(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it fully below.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid sigset_t owned by this frame.
+    unsafe { libc::sigemptyset(&mut set) };
+    for &sig in signals {
+        // SAFETY: as above; sig is a valid signal number from libc.
+        unsafe { libc::sigaddset(&mut set, sig) };
+    }
+    set
+}
+
+/// Blocks [`HANDLED_SIGNALS`] in the calling thread. Called before any thread is
+/// spawned, so that every thread inherits the mask and only [`wait_signal`]
+/// receives them.
+pub fn block_handled_signals() -> io::Result<()> {
+    let set = sigset_of(&HANDLED_SIGNALS);
+    // SAFETY: set is initialised; the old mask is not requested (null).
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    Ok(())
+}
+
+/// Waits for one of [`HANDLED_SIGNALS`] and returns its number.
+pub fn wait_signal() -> io::Result<libc::c_int> {
+    let set = sigset_of(&HANDLED_SIGNALS);
+    let mut sig: libc::c_int = 0;
+    // SAFETY: set is initialised and sig points to a live c_int.
+    let ret = unsafe { libc::sigwait(&set, &mut sig) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    Ok(sig)
+}
+
+/// A `Command` whose child starts with an empty signal mask (the daemons block
+/// SIGTERM and friends in every thread, and `exec` would keep that mask).
+pub fn command(program: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    // SAFETY: the closure runs between fork and exec and only calls
+    // pthread_sigmask, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let empty = sigset_of(&[]);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Shuts a socket down in both directions; wakes threads blocked in
+/// `accept` or `read` on it.
+pub fn shutdown_socket(fd: &impl AsRawFd) {
+    // SAFETY: shutdown on a borrowed descriptor; errors (e.g. ENOTCONN) are
+    // irrelevant because the goal is only to wake blocked callers.
+    unsafe {
+        libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR);
+    }
+}
+
+/// Raises the listen backlog of an already listening socket (std uses 128;
+/// Ganeti listens with 1024).
+pub fn listen(fd: &impl AsRawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen on a borrowed socket descriptor.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) }).map(|_| ())
+}
+
+/// Looks up a TCP port in the services database (`getservbyname`). Not
+/// thread-safe in glibc: call it before spawning threads.
+pub fn service_port(name: &str) -> Option<u16> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: both arguments are NUL-terminated strings that outlive the call.
+    let ent = unsafe { libc::getservbyname(name.as_ptr(), c"tcp".as_ptr()) };
+    if ent.is_null() {
+        return None;
+    }
+    // SAFETY: ent is non-null and points to glibc's static servent.
+    let port = unsafe { (*ent).s_port };
+    // s_port is in network byte order in the low 16 bits.
+    Some(u16::from_be(port as u16))
+}
+
+/// The host name as the kernel knows it.
+pub fn gethostname() -> io::Result<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is writable for its full length, which is passed.
+    cvt(unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) })?;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// The canonical name of `host` from the resolver (`AI_CANONNAME`), as
+/// Python's `socket.getfqdn` finds it; `None` when the resolver knows nothing.
+pub fn canonical_name(host: &str) -> Option<String> {
+    let c_host = CString::new(host).ok()?;
+    // SAFETY: addrinfo is plain data; all-zero is the documented "no hints".
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C strings and hints; res receives a list we free below.
+    let ret = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if ret != 0 || res.is_null() {
+        return None;
+    }
+    // SAFETY: res is a valid list returned by getaddrinfo; ai_canonname, when
+    // non-null, is a NUL-terminated string owned by that list.
+    let name = unsafe {
+        let cn = (*res).ai_canonname;
+        (!cn.is_null()).then(|| CStr::from_ptr(cn).to_string_lossy().into_owned())
+    };
+    // SAFETY: res came from getaddrinfo and is freed exactly once.
+    unsafe { libc::freeaddrinfo(res) };
+    name
+}
+
+/// Broken-down local time for log lines: (year, month, day, hour, min, sec).
+pub fn localtime(secs: i64) -> (i32, u32, u32, u32, u32, u32) {
+    // SAFETY: tm is plain data, fully written by localtime_r on success.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let t: libc::time_t = secs as libc::time_t;
+    // SAFETY: both pointers refer to live locals; localtime_r is thread-safe.
+    let ok = !unsafe { libc::localtime_r(&t, &mut tm) }.is_null();
+    if !ok {
+        return (1970, 1, 1, 0, 0, 0);
+    }
+    (
+        tm.tm_year + 1900,
+        (tm.tm_mon + 1) as u32,
+        tm.tm_mday as u32,
+        tm.tm_hour as u32,
+        tm.tm_min as u32,
+        tm.tm_sec as u32,
+    )
+}
+
+/// Makes glibc read the time zone once, before threads start logging.
+pub fn tzset() {
+    extern "C" {
+        fn tzset();
+    }
+    // SAFETY: tzset takes no arguments; called while single-threaded.
+    unsafe { tzset() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_is_not_empty() {
+        assert!(!gethostname().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unknown_service_has_no_port() {
+        assert_eq!(service_port("no-such-service-ganeti-rs"), None);
+    }
+
+    #[test]
+    fn localtime_is_sane() {
+        let (y, mo, d, h, mi, s) = localtime(86400 * 365 * 50);
+        assert!((2019..=2021).contains(&y));
+        assert!((1..=12).contains(&mo) && (1..=31).contains(&d));
+        assert!(h < 24 && mi < 60 && s < 61);
+    }
+
+    #[test]
+    fn second_flock_on_new_description_fails() {
+        let dir = std::env::temp_dir().join(format!("ganeti-sys-{}", getpid()));
+        std::fs::write(&dir, b"").unwrap();
+        let a = std::fs::File::open(&dir).unwrap();
+        let b = std::fs::File::open(&dir).unwrap();
+        assert!(flock_exclusive_nb(&a).unwrap());
+        assert!(!flock_exclusive_nb(&b).unwrap());
+        std::fs::remove_file(&dir).unwrap();
+    }
+}
