@@ -1,7 +1,7 @@
 //! ganeti-rs: Ganeti 2.5.2's node daemon and master daemon in Rust.
 //!
 //! Module map (dependencies point downwards): `sys` (all libc calls and the
-//! only `unsafe`), `paths`, `constants`, `daemon` (shared runtime), `http`,
+//! only `unsafe`), `paths`, `constants`, `daemon` (shared runtime), `http`, `tls`,
 //! `rpc`, `ssconf`, `noded`, `masterd`. See DESIGN.md section 2.
 
 pub mod constants;
@@ -13,3 +13,4 @@ pub mod paths;
 pub mod rpc;
 pub mod ssconf;
 pub mod sys;
+pub mod tls;

@@ -18,6 +18,7 @@ use crate::constants::{DEFAULT_NODED_PORT, EXIT_FAILURE};
 use crate::daemon::{self, Options, Setup};
 use crate::paths::{Daemon, Paths};
 use crate::sys;
+use crate::tls;
 
 /// What every procedure can see.
 #[derive(Debug, Clone)]
@@ -127,18 +128,17 @@ pub fn run(options: &Options) -> i32 {
         eprintln!("{msg}");
         return EXIT_FAILURE;
     }
-    if options.ssl {
-        if let Err(msg) = ssl_files(options, &paths) {
-            eprintln!("{msg}");
-            return EXIT_FAILURE;
+    let ssl = if options.ssl {
+        match ssl_files(options, &paths) {
+            Ok(files) => Some(files),
+            Err(msg) => {
+                eprintln!("{msg}");
+                return EXIT_FAILURE;
+            }
         }
-        // HTTPS with client certificates lands with the RPC issue; refusing
-        // is safer than serving root-level procedures without it.
-        eprintln!(
-            "HTTPS is not available in this version of ganeti-noded yet; start it with --no-ssl"
-        );
-        return EXIT_FAILURE;
-    }
+    } else {
+        None
+    };
     let port = resolve_port(options.port);
     let bind = match resolve_bind(options.bind.as_deref(), &paths) {
         Ok(b) => b,
@@ -157,10 +157,14 @@ pub fn run(options: &Options) -> i32 {
         thread_names: false,
     };
     daemon::run(setup, move || {
+        let tls = match &ssl {
+            Some((key, cert)) => Some(tls::server_acceptor(key, cert).map_err(|e| e.to_string())?),
+            None => None,
+        };
         let addr = SocketAddr::new(bind, port);
         let listener =
             TcpListener::bind(addr).map_err(|e| format!("Cannot bind to {addr}: {e}"))?;
-        let server = server::Server::start(listener, server::DEFAULT_MAX_CLIENTS, ctx)
+        let server = server::Server::start(listener, server::DEFAULT_MAX_CLIENTS, tls, ctx)
             .map_err(|e| format!("Cannot start the RPC server: {e}"))?;
         log::info!("Listening on {addr}");
         Ok(server)

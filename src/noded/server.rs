@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use openssl::ssl::{SslAcceptor, SslStream};
 use serde_json::Value;
 
 use super::{Context, Procedure, RpcError};
@@ -55,6 +56,23 @@ impl DeadlineStream {
     }
 }
 
+/// A stream whose read deadline can be restarted for the next request.
+pub trait Deadline: Read + Write {
+    fn restart_deadline(&mut self);
+}
+
+impl Deadline for DeadlineStream {
+    fn restart_deadline(&mut self) {
+        DeadlineStream::restart_deadline(self)
+    }
+}
+
+impl Deadline for SslStream<DeadlineStream> {
+    fn restart_deadline(&mut self) {
+        self.get_mut().restart_deadline()
+    }
+}
+
 impl Read for DeadlineStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.deadline.saturating_duration_since(Instant::now());
@@ -78,13 +96,22 @@ impl Write for DeadlineStream {
     }
 }
 
+/// A connection a worker is serving.
+struct Active {
+    tcp: TcpStream,
+    /// A request head has been read and its answer is not written yet.
+    busy: bool,
+}
+
 /// State shared by the workers and the stopper.
 struct Shared {
     listener: TcpListener,
     stopping: AtomicBool,
     /// Per worker: a clone of the socket it is serving, to abort on stop.
-    active: Vec<Mutex<Option<TcpStream>>>,
+    active: Vec<Mutex<Option<Active>>>,
     ctx: Context,
+    /// `None` with `--no-ssl`.
+    tls: Option<SslAcceptor>,
 }
 
 /// The running server.
@@ -94,14 +121,22 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `max_clients` workers on a bound listener.
-    pub fn start(listener: TcpListener, max_clients: usize, ctx: Context) -> io::Result<Server> {
+    /// Starts `max_clients` workers on a bound listener; with `tls`, every
+    /// connection must complete the handshake (client certificate
+    /// included) within the request read timeout.
+    pub fn start(
+        listener: TcpListener,
+        max_clients: usize,
+        tls: Option<SslAcceptor>,
+        ctx: Context,
+    ) -> io::Result<Server> {
         sys::listen(&listener, LISTEN_BACKLOG)?;
         let shared = Arc::new(Shared {
             listener,
             stopping: AtomicBool::new(false),
             active: (0..max_clients).map(|_| Mutex::new(None)).collect(),
             ctx,
+            tls,
         });
         let mut workers = Vec::with_capacity(max_clients);
         for id in 0..max_clients {
@@ -126,16 +161,26 @@ impl Service for Server {
         // Wakes every worker blocked in accept().
         sys::shutdown_socket(&self.shared.listener);
         let until = Instant::now() + grace;
-        while Instant::now() < until && self.workers.iter().any(|w| !w.is_finished()) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for slot in &self.shared.active {
-            if let Ok(s) = slot.lock() {
-                if let Some(tcp) = s.as_ref() {
-                    log::warn!("Aborting a request still running after the shutdown grace time");
-                    let _ = tcp.shutdown(Shutdown::Both);
+        loop {
+            // Connections waiting for their next request are closed at once;
+            // requests in flight get until the grace time is up.
+            let abort = Instant::now() >= until;
+            for slot in &self.shared.active {
+                if let Ok(s) = slot.lock() {
+                    if let Some(a) = s.as_ref().filter(|a| abort || !a.busy) {
+                        if a.busy {
+                            log::warn!(
+                                "Aborting a request still running after the shutdown grace time"
+                            );
+                        }
+                        let _ = a.tcp.shutdown(Shutdown::Both);
+                    }
                 }
             }
+            if abort || self.workers.iter().all(|w| w.is_finished()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -158,9 +203,12 @@ fn worker(shared: &Shared, id: usize) {
             }
         };
         if let (Ok(mut slot), Ok(clone)) = (shared.active[id].lock(), tcp.try_clone()) {
-            *slot = Some(clone);
+            *slot = Some(Active {
+                tcp: clone,
+                busy: false,
+            });
         }
-        if let Err(e) = serve_connection(shared, tcp, peer) {
+        if let Err(e) = accept_and_serve(shared, id, tcp, peer) {
             log::info!("Connection from {peer} ended: {e}");
         }
         if let Ok(mut slot) = shared.active[id].lock() {
@@ -169,16 +217,53 @@ fn worker(shared: &Shared, id: usize) {
     }
 }
 
-fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> io::Result<()> {
-    let mut conn = Connection::new(DeadlineStream::new(tcp)?);
+fn accept_and_serve(
+    shared: &Shared,
+    id: usize,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> io::Result<()> {
+    let stream = DeadlineStream::new(tcp)?;
+    match &shared.tls {
+        None => serve_connection(shared, id, stream, peer),
+        Some(acceptor) => match acceptor.accept(stream) {
+            Ok(tls) => serve_connection(shared, id, tls, peer),
+            Err(e) => {
+                log::warn!("TLS handshake with {peer} failed: {e}");
+                Ok(())
+            }
+        },
+    }
+}
+
+/// Marks worker `id` as between requests (`false`) or answering one.
+fn set_busy(shared: &Shared, id: usize, busy: bool) {
+    if let Ok(mut slot) = shared.active[id].lock() {
+        if let Some(a) = slot.as_mut() {
+            a.busy = busy;
+        }
+    }
+}
+
+fn serve_connection<S: Deadline>(
+    shared: &Shared,
+    id: usize,
+    stream: S,
+    peer: SocketAddr,
+) -> io::Result<()> {
+    let mut conn = Connection::new(stream);
     loop {
-        conn_restart(&mut conn);
+        set_busy(shared, id, false);
+        if shared.stopping.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        conn.get_mut().restart_deadline();
         let head = match http::read_head(&mut conn) {
             Ok(h) => h,
             Err(HttpError::Closed) => return Ok(()),
             Err(e) => return answer_http_error(&mut conn, peer, None, &e),
         };
-        let keep_alive = head.keep_alive && !shared.stopping.load(Ordering::SeqCst);
+        set_busy(shared, id, true);
         if head.method != "PUT" && head.method != "POST" {
             let e = HttpError::BadRequest("Only PUT and POST methods are supported.".into());
             return answer_http_error(&mut conn, peer, Some(&head), &e);
@@ -196,6 +281,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> io::Re
         if let Err(msg) = &result {
             log::info!("RPC {} failed: {msg}", proc_.name);
         }
+        let keep_alive = head.keep_alive && !shared.stopping.load(Ordering::SeqCst);
         log_request(peer, &head, 200);
         write(
             &mut conn,
@@ -209,10 +295,6 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> io::Re
             return Ok(());
         }
     }
-}
-
-fn conn_restart(conn: &mut Connection<DeadlineStream>) {
-    conn.get_mut().restart_deadline();
 }
 
 /// Runs one procedure; panics become an error answer, not a dead worker.
@@ -237,7 +319,7 @@ fn log_request(peer: SocketAddr, head: &Head, status: u16) {
 }
 
 fn answer_http_error(
-    conn: &mut Connection<DeadlineStream>,
+    conn: &mut Connection<impl Deadline>,
     peer: SocketAddr,
     head: Option<&Head>,
     e: &HttpError,
@@ -254,7 +336,7 @@ fn answer_http_error(
 }
 
 fn write(
-    conn: &mut Connection<DeadlineStream>,
+    conn: &mut Connection<impl Deadline>,
     status: u16,
     reason: &str,
     content_type: &str,
