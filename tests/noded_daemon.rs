@@ -342,3 +342,112 @@ fn command_line_errors() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--no-mlock"));
 }
+
+#[test]
+fn foreground_errors_go_to_stderr_and_syslog_only_writes_no_file() {
+    let root = Root::new("fg");
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = root
+        .command(NODED)
+        .args(["-f", "--no-ssl", "-b", "127.0.0.1", "-p", &port])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("Cannot bind to 127.0.0.1:").count(), 1, "{err}");
+    let log = std::fs::read_to_string(root.node_log()).unwrap();
+    assert!(log.contains("ERROR Cannot bind to 127.0.0.1:"), "{log}");
+
+    let root = Root::new("syslog-only");
+    let (_, pid) = start_plain(&root, &["--syslog=only"]);
+    assert!(
+        !root.node_log().exists(),
+        "--syslog=only must not write a log file"
+    );
+    stop(&root, pid);
+}
+
+#[test]
+fn debug_lines_name_module_and_line() {
+    let root = Root::new("debug");
+    let (port, pid) = start_plain(&root, &["-d"]);
+    raw_call(addr(port), &request("version", "[]"));
+    let log = std::fs::read_to_string(root.node_log()).unwrap();
+    let startup = log
+        .lines()
+        .find(|l| l.ends_with("ganeti-noded daemon startup"))
+        .unwrap();
+    // "<time>: ganeti-noded pid=N mod:line INFO ganeti-noded daemon startup"
+    let fields: Vec<&str> = startup.split(' ').collect();
+    assert_eq!(fields[3], format!("pid={pid}"));
+    assert!(fields[4].contains(':'), "{startup}");
+    assert_eq!(fields[5], "INFO");
+    stop(&root, pid);
+}
+
+#[test]
+fn syslog_messages_reach_dev_log() {
+    use std::os::unix::net::UnixDatagram;
+    let dev_log = std::path::Path::new("/dev/log");
+    if dev_log.exists() || unsafe_euid() != 0 {
+        eprintln!("skipped: /dev/log belongs to a running system logger (or not root)");
+        return;
+    }
+    // Stand in for syslogd for the length of this test.
+    let sock = UnixDatagram::bind(dev_log).unwrap();
+    struct Unlink;
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file("/dev/log");
+        }
+    }
+    let _unlink = Unlink;
+    sock.set_read_timeout(Some(SECS5)).unwrap();
+    let root = Root::new("syslog");
+    let (_, pid) = start_plain(&root, &["--syslog=yes"]);
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while let Ok(n) = sock.recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.contains("daemon startup");
+        got.push(msg);
+        if done {
+            break;
+        }
+    }
+    let startup = got
+        .iter()
+        .find(|m| m.contains("daemon startup"))
+        .unwrap_or_else(|| panic!("no startup message in {got:?}"));
+    // <daemon.info>Mon DD HH:MM:SS ganeti-noded[pid]: INFO ...
+    assert!(startup.starts_with("<30>"), "{startup}");
+    assert!(
+        startup.ends_with(&format!(
+            "ganeti-noded[{pid}]: INFO ganeti-noded daemon startup"
+        )),
+        "{startup}"
+    );
+    // --syslog=yes keeps the log file too.
+    assert!(root.node_log().exists());
+    stop(&root, pid);
+}
+
+#[test]
+fn run_and_log_directories_get_ganetis_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Root::new("dirs");
+    let (_, pid) = start_plain(&root, &[]);
+    let mode = |p: &str| {
+        std::fs::metadata(root.path(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("var/run/ganeti"), 0o775);
+    assert_eq!(mode("var/log/ganeti"), 0o770);
+    assert_eq!(mode("var/log/ganeti/node-daemon.log"), 0o600);
+    assert_eq!(mode("var/run/ganeti/ganeti-noded.pid"), 0o600);
+    stop(&root, pid);
+}

@@ -78,26 +78,33 @@ impl Ready {
     /// Reports a start-up failure: to the starter, or to stderr in the
     /// foreground.
     pub fn fail(mut self, msg: &str) {
-        log::error!("{msg}");
+        let logging = log::max_level() != log::LevelFilter::Off;
+        if logging {
+            log::error!("{msg}");
+        }
         match self.pipe.take() {
             Some(mut p) => {
                 let _ = p.write_all(format!("E{msg}").as_bytes());
             }
+            // In the foreground the logger already wrote errors to stderr.
+            None if logging => {}
             None => eprintln!("{msg}"),
         }
     }
 }
 
+/// Creates `path` (and its parents) when missing; the directory itself gets
+/// exactly `mode`, whatever the umask of whoever started the daemon.
 fn make_dir(path: &Path, mode: u32) -> io::Result<()> {
-    match std::fs::DirBuilder::new()
+    use std::os::unix::fs::PermissionsExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
-        .create(path)
-    {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+        .create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// Creates the run and log directories with Ganeti's modes when missing
