@@ -50,10 +50,6 @@ impl DeadlineStream {
             deadline: Instant::now() + REQUEST_READ_TIMEOUT,
         })
     }
-
-    fn restart_deadline(&mut self) {
-        self.deadline = Instant::now() + REQUEST_READ_TIMEOUT;
-    }
 }
 
 /// A stream whose read deadline can be restarted for the next request.
@@ -63,7 +59,7 @@ pub trait Deadline: Read + Write {
 
 impl Deadline for DeadlineStream {
     fn restart_deadline(&mut self) {
-        DeadlineStream::restart_deadline(self)
+        self.deadline = Instant::now() + REQUEST_READ_TIMEOUT;
     }
 }
 
