@@ -41,11 +41,7 @@ fn init_script_starts_reports_and_stops_the_node_daemon() {
     )
     .unwrap();
     // Another node is the master: only the node daemon runs here.
-    std::fs::write(
-        root.path("var/lib/ganeti/ssconf_master_node"),
-        "node2.example.com\n",
-    )
-    .unwrap();
+    root.set_master("node2.example.com");
 
     let out = init(&root, "start");
     assert_eq!(code(&out), Some(0), "{out:?}");

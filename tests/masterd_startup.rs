@@ -21,11 +21,7 @@ fn missing_ssconf_exits_12_with_2_5_2_message() {
 #[test]
 fn another_master_exits_11_silently_unless_debugging() {
     let root = Root::new("m-other");
-    std::fs::write(
-        root.path("var/lib/ganeti/ssconf_master_node"),
-        "node2.example.com\n",
-    )
-    .unwrap();
+    root.set_master("node2.example.com");
     for extra in [&[][..], &["--no-voting", "--yes-do-it"]] {
         let out = root
             .command(MASTERD)
@@ -47,11 +43,7 @@ fn another_master_exits_11_silently_unless_debugging() {
 #[test]
 fn master_without_configuration_is_refused() {
     let root = Root::new("m-noconfig");
-    std::fs::write(
-        root.path("var/lib/ganeti/ssconf_master_node"),
-        "node1.example.com\n",
-    )
-    .unwrap();
+    root.set_master("node1.example.com");
     let out = root.command(MASTERD).arg("-f").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -65,6 +65,15 @@ impl Root {
         self.command(NODED).args(args).output().unwrap()
     }
 
+    /// Writes `ssconf_master_node`, naming `node` as the master.
+    pub fn set_master(&self, node: &str) {
+        std::fs::write(
+            self.path("var/lib/ganeti/ssconf_master_node"),
+            format!("{node}\n"),
+        )
+        .unwrap();
+    }
+
     /// Writes a cluster certificate as `server.pem` and returns its path.
     pub fn install_cert(&self, pem: &[u8]) -> PathBuf {
         let p = self.path("var/lib/ganeti/server.pem");
