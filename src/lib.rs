@@ -6,6 +6,7 @@
 
 pub mod constants;
 pub mod daemon;
+pub mod fsutil;
 pub mod http;
 pub mod masterd;
 pub mod noded;

@@ -3,6 +3,8 @@
 //! separators, a trailing newline), so byte-level comparisons with 2.5.2
 //! hold.
 
+pub mod blob;
+
 use serde::Serialize;
 use serde_json::Value;
 

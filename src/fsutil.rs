@@ -1,0 +1,272 @@
+//! File helpers shared by the daemons: atomic, fsynced writes; lexical path
+//! containment with a symlink check; an exclusive `flock` with a timeout.
+//!
+//! Every file the daemons own is written with [`write_atomic`]: a hidden
+//! temporary file in the same directory, fsynced, renamed over the target,
+//! and the directory fsynced. A reader sees the old file or the new one,
+//! never half of either, and a crash leaves at most a hidden `.…new` file.
+
+use std::fs::{File, FileTimes, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::sys;
+
+/// How a file written by [`write_atomic`] ends up.
+#[derive(Debug, Clone, Default)]
+pub struct FileMeta {
+    /// Permission bits (masked with 0o7777); `None` keeps the 0600 of the
+    /// temporary file.
+    pub mode: Option<u32>,
+    /// Owner and group; `None` keeps the daemon's.
+    pub owner: Option<(u32, u32)>,
+    /// Access and modification times; `None` keeps "now".
+    pub times: Option<(SystemTime, SystemTime)>,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The temporary name used next to `path`: hidden, unique in this process.
+fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let temp = format!(".{}.{}-{n}.new", name.to_string_lossy(), sys::getpid());
+    Ok(dir.unwrap_or(Path::new(".")).join(temp))
+}
+
+/// Writes `data` to `path` atomically: temporary file in the same directory,
+/// owner, mode and times set, fsync, rename, fsync of the directory. On any
+/// error the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, data: &[u8], meta: &FileMeta) -> io::Result<()> {
+    let temp = temp_path(path)?;
+    let result = write_temp(&temp, data, meta).and_then(|()| std::fs::rename(&temp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+        return result;
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+fn write_temp(temp: &Path, data: &[u8], meta: &FileMeta) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(temp)?;
+    if let Some((uid, gid)) = meta.owner {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+    }
+    if let Some(mode) = meta.mode {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+    }
+    f.write_all(data)?;
+    if let Some((atime, mtime)) = meta.times {
+        f.set_times(FileTimes::new().set_accessed(atime).set_modified(mtime))?;
+    }
+    f.sync_all()
+}
+
+/// Fsyncs a directory, so that a rename or unlink in it is durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Normalises an absolute path lexically: repeated slashes and `.` go, `..`
+/// removes the previous component (never above `/`). `None` for a relative
+/// path or one with a NUL byte.
+pub fn normalize(path: &str) -> Option<PathBuf> {
+    if !path.starts_with('/') || path.contains('\0') {
+        return None;
+    }
+    let mut out = PathBuf::from("/");
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(out)
+}
+
+/// `path` normalised, when it lies strictly below `dir` (2.7's
+/// `utils.IsBelowDir`, component-wise: `/a/bc` is not below `/a/b`, and
+/// `dir` itself is not below `dir`). Both are wire (standard) paths.
+pub fn below_dir(dir: &str, path: &str) -> Option<PathBuf> {
+    let dir = normalize(dir)?;
+    let path = normalize(path)?;
+    (path != dir && path.starts_with(&dir)).then_some(path)
+}
+
+/// True when the real location of `path`'s parent directory is inside the
+/// real location of `dir` (or is it): no symlinked directory on the way
+/// leads out. A parent that does not exist yet is checked through its
+/// nearest existing ancestor. Both are local paths.
+pub fn parent_stays_inside(dir: &Path, path: &Path) -> bool {
+    let Ok(real_dir) = dir.canonicalize() else {
+        return false;
+    };
+    let mut ancestor = path.parent();
+    while let Some(a) = ancestor {
+        match a.canonicalize() {
+            Ok(real) => return real.starts_with(&real_dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => ancestor = a.parent(),
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// An exclusive `flock` on an open file, released when dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+}
+
+impl FileLock {
+    /// Opens (creating it, mode 0600) and locks `path`, retrying with a
+    /// backoff from 0.1 s up to 1 s until `timeout` has passed, as 2.5.2's
+    /// `utils.LockFile` with a timeout. `Ok(None)` when it timed out.
+    pub fn exclusive(path: &Path, timeout: Duration) -> io::Result<Option<FileLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        let end = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            if sys::flock_exclusive_nb(&file)? {
+                return Ok(Some(FileLock { file }));
+            }
+            let now = Instant::now();
+            if now >= end {
+                return Ok(None);
+            }
+            std::thread::sleep(pause.min(end - now));
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// The locked file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ganeti-fsutil-{name}-{}", sys::getpid()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn normalize_resolves_dots() {
+        assert_eq!(normalize("/a//b/./c/../d").unwrap(), Path::new("/a/b/d"));
+        assert_eq!(normalize("/../../etc").unwrap(), Path::new("/etc"));
+        assert!(normalize("a/b").is_none());
+        assert!(normalize("").is_none());
+        assert!(normalize("/a\0b").is_none());
+    }
+
+    #[test]
+    fn below_dir_is_component_wise() {
+        let q = "/var/lib/ganeti/queue";
+        assert_eq!(
+            below_dir(q, "/var/lib/ganeti/queue/job-1").unwrap(),
+            Path::new("/var/lib/ganeti/queue/job-1")
+        );
+        assert!(below_dir(q, "/var/lib/ganeti/queue/archive/0/job-1").is_some());
+        // 2.5.2's string-prefix check let all of these through.
+        for bad in [
+            "/var/lib/ganeti/queue",
+            "/var/lib/ganeti/queue/",
+            "/var/lib/ganeti/queue-x",
+            "/var/lib/ganeti/queue/../../../etc/shadow",
+            "/var/lib/ganeti/queue/..",
+            "var/lib/ganeti/queue/job-1",
+            "/tmp/job-1",
+        ] {
+            assert!(below_dir(q, bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn atomic_write_sets_metadata_and_leaves_no_temp() {
+        let d = scratch("write");
+        let f = d.join("target");
+        std::fs::write(&f, b"old").unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let meta = FileMeta {
+            mode: Some(0o100644),
+            owner: Some((0, 0)),
+            times: Some((t, t)),
+        };
+        write_atomic(&f, b"new contents", &meta).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"new contents");
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o644);
+        assert_eq!(m.mtime(), 1_000_000_000);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn failed_atomic_write_keeps_the_old_file() {
+        let d = scratch("fail");
+        let f = d.join("target");
+        std::fs::write(&f, b"old").unwrap();
+        // Renaming a file over a non-empty directory fails after the
+        // temporary file was written.
+        let sub = d.join("dir");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("x"), b"").unwrap();
+        assert!(write_atomic(&sub, b"data", &FileMeta::default()).is_err());
+        assert_eq!(std::fs::read(&f).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn symlinked_parent_is_outside() {
+        let d = scratch("link");
+        let inside = d.join("queue");
+        std::fs::create_dir(&inside).unwrap();
+        std::os::unix::fs::symlink("/etc", inside.join("evil")).unwrap();
+        assert!(parent_stays_inside(&inside, &inside.join("job-1")));
+        assert!(parent_stays_inside(&inside, &inside.join("new/sub/job-1")));
+        assert!(!parent_stays_inside(&inside, &inside.join("evil/passwd")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn lock_times_out_while_held() {
+        let d = scratch("lock");
+        let p = d.join("lock");
+        let held = FileLock::exclusive(&p, Duration::ZERO).unwrap().unwrap();
+        assert!(FileLock::exclusive(&p, Duration::from_millis(150))
+            .unwrap()
+            .is_none());
+        drop(held);
+        assert!(FileLock::exclusive(&p, Duration::ZERO).unwrap().is_some());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
