@@ -24,6 +24,22 @@ use crate::tls;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub paths: Paths,
+    /// The node's own name (`GANETI_HOSTNAME`, else the FQDN), resolved
+    /// once at start-up: 2.5.2's `my_name`.
+    pub node_name: String,
+    /// The port the node daemons listen on (`-p`, services, 1811).
+    pub port: u16,
+}
+
+impl Context {
+    /// A context for unit tests and tools: paths under `root`.
+    pub fn for_root(root: impl Into<PathBuf>, node_name: &str) -> Context {
+        Context {
+            paths: Paths::with_root(root),
+            node_name: node_name.to_string(),
+            port: DEFAULT_NODED_PORT,
+        }
+    }
 }
 
 /// Why a procedure failed; `Display` is the message sent in `[false, msg]`.
@@ -147,8 +163,17 @@ pub fn run(options: &Options) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    let node_name = match crate::paths::node_name() {
+        Ok(name) => name,
+        Err(e) => {
+            eprintln!("Cannot determine the node name: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     let ctx = Context {
         paths: paths.clone(),
+        node_name,
+        port,
     };
     let setup = Setup {
         daemon: Daemon::Noded,
@@ -185,9 +210,7 @@ mod tests {
 
     #[test]
     fn version_needs_json_but_ignores_it() {
-        let ctx = Context {
-            paths: Paths::with_root(""),
-        };
+        let ctx = Context::for_root("", "node1.example.com");
         let p = find_procedure("/version").unwrap();
         assert_eq!((p.handler)(&ctx, b"[]").unwrap(), Value::from(2050000));
         assert_eq!((p.handler)(&ctx, b"{}").unwrap(), Value::from(2050000));
