@@ -269,6 +269,52 @@ pub fn read_head(r: &mut impl BufRead) -> Result<Head, HttpError> {
     Ok(head)
 }
 
+/// Most bytes a complete request head can take: one skipped empty line,
+/// the request line and the header block.
+pub const MAX_HEAD: usize = 2 + MAX_REQUEST_LINE + MAX_HEADER_BYTES;
+
+/// Length of the request head at the start of `buf` (through its empty
+/// line), or `None` while it is incomplete.
+fn head_len(buf: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    let mut lines = 0;
+    while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
+        let line = &buf[start..start + i];
+        let empty = line.is_empty() || line == b"\r";
+        start += i + 1;
+        lines += 1;
+        // An empty first line is skipped (see read_head); a second empty
+        // line, or one after the request line, ends the head.
+        if empty && lines > 1 {
+            return Some(start);
+        }
+    }
+    None
+}
+
+/// Parses a request head from the bytes received so far, for a reader
+/// that gathers input without blocking. `Ok(None)`: not complete yet.
+/// Gives up as soon as the limits cannot be met any more, so a peer
+/// cannot make the buffer grow past [`MAX_HEAD`].
+pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
+    match head_len(buf) {
+        Some(n) => {
+            let head = read_head(&mut io::Cursor::new(&buf[..n]))?;
+            Ok(Some((head, n)))
+        }
+        None => {
+            let first = buf.strip_prefix(b"\r\n").unwrap_or(buf);
+            let first = first.strip_prefix(b"\n").unwrap_or(first);
+            let line_open = !first.contains(&b'\n');
+            if buf.len() > MAX_HEAD || (line_open && first.len() >= MAX_REQUEST_LINE) {
+                Err(HttpError::HeadTooLarge)
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// Reads the body announced by `head`, refusing more than `limit` bytes
 /// before reading any of it. Sends `100 Continue` first when asked to.
 pub fn read_body<S: BufRead + Write>(
@@ -495,6 +541,36 @@ mod tests {
             head("PUT /v HTTP/1.1\r\nHost: x\r\nX-Half"),
             Err(HttpError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn parse_head_waits_for_the_whole_head() {
+        let raw = b"\r\nPUT /version HTTP/1.1\r\nHost: n1\r\nContent-Length: 2\r\n\r\n[]";
+        let end = raw.len() - 2;
+        for cut in 0..end {
+            assert!(parse_head(&raw[..cut]).unwrap().is_none(), "cut at {cut}");
+        }
+        let (h, n) = parse_head(raw).unwrap().unwrap();
+        assert_eq!((h.path.as_str(), n), ("/version", end));
+        let (_, n) = parse_head(b"PUT /v HTTP/1.0\n\nrest").unwrap().unwrap();
+        assert_eq!(n, 17);
+        assert!(matches!(
+            parse_head(b"\r\n\r\n"),
+            Err(HttpError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn parse_head_gives_up_at_the_limits() {
+        let line = vec![b'a'; MAX_REQUEST_LINE - 1];
+        assert!(parse_head(&line).unwrap().is_none());
+        let line = vec![b'a'; MAX_REQUEST_LINE];
+        assert!(matches!(parse_head(&line), Err(HttpError::HeadTooLarge)));
+        let mut open = b"PUT /v HTTP/1.1\r\n".to_vec();
+        open.resize(MAX_HEAD, b'a');
+        assert!(parse_head(&open).unwrap().is_none());
+        open.push(b'a');
+        assert!(matches!(parse_head(&open), Err(HttpError::HeadTooLarge)));
     }
 
     #[test]

@@ -226,6 +226,39 @@ pub fn listen(fd: &impl AsRawFd, backlog: i32) -> io::Result<()> {
     cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) }).map(|_| ())
 }
 
+/// Readiness a descriptor is waited for, or was found in, by [`poll`].
+pub const POLL_IN: i16 = libc::POLLIN;
+pub const POLL_OUT: i16 = libc::POLLOUT;
+
+/// One entry of a [`poll`] set.
+pub type PollFd = libc::pollfd;
+
+/// A [`poll`] entry for `fd`, waiting for `events`.
+pub fn poll_fd(fd: RawFd, events: i16) -> PollFd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: no
+/// limit). Returns how many entries have `revents` set; an interrupted
+/// wait returns 0.
+pub fn poll(fds: &mut [PollFd], timeout: Option<std::time::Duration>) -> io::Result<usize> {
+    let ms = timeout.map_or(-1, |t| {
+        // Round up, so a deadline 0.4 ms away does not spin.
+        libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
+    });
+    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd whose
+    // length is passed along; poll only writes the revents fields.
+    match cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }) {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 /// Looks up a TCP port in the services database (`getservbyname`). Not
 /// thread-safe in glibc: call it before spawning threads.
 pub fn service_port(name: &str) -> Option<u16> {

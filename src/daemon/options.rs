@@ -9,6 +9,11 @@ use std::path::PathBuf;
 use crate::constants;
 use crate::paths::Daemon;
 
+/// Default of `--max-clients`.
+pub const MAX_CLIENTS_DEFAULT: usize = 20;
+/// Largest `--max-clients`: each worker is a thread with a locked stack.
+pub const MAX_CLIENTS_LIMIT: usize = 1000;
+
 /// Where log messages go besides the log file (`--syslog`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyslogUsage {
@@ -36,6 +41,8 @@ pub struct Options {
     pub ssl_cert: Option<PathBuf>,
     /// Node daemon: false with `--no-mlock`. The master daemon never locks.
     pub mlock: bool,
+    /// Node daemon: `--max-clients`, the number of worker threads.
+    pub max_clients: usize,
     /// Master daemon: `--no-voting`.
     pub no_voting: bool,
     /// Master daemon: `--yes-do-it`.
@@ -122,6 +129,12 @@ fn option_table(daemon: Daemon) -> getopts::Options {
                 "SSL_CERT_PATH",
             );
             o.optflag("", "no-mlock", "Do not mlock the node memory in ram");
+            o.optopt(
+                "",
+                "max-clients",
+                "Number of requests served at the same time (default: 20)",
+                "N",
+            );
         }
         Daemon::Masterd => {
             o.optflag(
@@ -189,6 +202,7 @@ pub fn parse(daemon: Daemon, args: &[String]) -> Result<Parsed, OptionsError> {
         ssl_key: None,
         ssl_cert: None,
         mlock: false,
+        max_clients: MAX_CLIENTS_DEFAULT,
         no_voting: false,
         yes_do_it: false,
     };
@@ -216,6 +230,16 @@ pub fn parse(daemon: Daemon, args: &[String]) -> Result<Parsed, OptionsError> {
             o.ssl_key = m.opt_str("K").map(PathBuf::from);
             o.ssl_cert = m.opt_str("C").map(PathBuf::from);
             o.mlock = !m.opt_present("no-mlock");
+            if let Some(n) = m.opt_str("max-clients") {
+                o.max_clients = match n.parse::<usize>() {
+                    Ok(n) if (1..=MAX_CLIENTS_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(usage_err(format!(
+                            "option --max-clients: invalid value: '{n}' (1-{MAX_CLIENTS_LIMIT})"
+                        )))
+                    }
+                };
+            }
         }
         Daemon::Masterd => {
             o.no_voting = m.opt_present("no-voting");
@@ -257,8 +281,11 @@ mod tests {
                 "-K",
                 "/k",
                 "--ssl-cert=/c",
+                "--max-clients",
+                "1",
             ],
         );
+        assert_eq!(o.max_clients, 1);
         assert!(o.foreground && o.debug && !o.ssl && !o.mlock);
         assert_eq!(o.syslog, SyslogUsage::Only);
         assert_eq!(o.port, Some(1812));
@@ -272,6 +299,7 @@ mod tests {
         let o = run(Daemon::Noded, &[]);
         assert!(!o.foreground && o.ssl && o.mlock && o.port.is_none());
         assert_eq!(o.syslog, SyslogUsage::No);
+        assert_eq!(o.max_clients, 20);
         let m = run(Daemon::Masterd, &["--no-voting", "--yes-do-it"]);
         assert!(m.no_voting && m.yes_do_it && !m.mlock && !m.ssl);
     }
@@ -285,6 +313,9 @@ mod tests {
             &["-p"],
             &["--syslog=maybe"],
             &["-b", "not-an-ip"],
+            &["--max-clients", "0"],
+            &["--max-clients=1001"],
+            &["--max-clients=x"],
         ] {
             let e = parse(Daemon::Noded, &args(bad)).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");

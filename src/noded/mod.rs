@@ -189,7 +189,7 @@ pub fn run(options: &Options) -> i32 {
         let addr = SocketAddr::new(bind, port);
         let listener =
             TcpListener::bind(addr).map_err(|e| format!("Cannot bind to {addr}: {e}"))?;
-        let server = server::Server::start(listener, server::DEFAULT_MAX_CLIENTS, tls, ctx)
+        let server = server::Server::start(listener, options.max_clients, tls, ctx)
             .map_err(|e| format!("Cannot start the RPC server: {e}"))?;
         log::info!("Listening on {addr}");
         Ok(server)

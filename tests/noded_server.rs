@@ -1,0 +1,207 @@
+//! The RPC server under clients that are slow, idle, hostile or many: with
+//! a pool of ONE worker (`--max-clients 1`), none of them may stall a
+//! well-behaved client, and each is cut off at its deadline.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Starts a node daemon with one worker; with `tls`, returns the cluster
+/// certificate too.
+fn start(root: &Root, tls: bool) -> (u16, i32, Option<std::path::PathBuf>) {
+    let cert = tls.then(|| root.install_cert(&self_signed_pem("ganeti.example.com")));
+    let port = free_port();
+    let p = port.to_string();
+    let mut args = vec!["-b", "127.0.0.1", "-p", &p, "--max-clients", "1"];
+    if !tls {
+        args.push("--no-ssl");
+    }
+    let out = root.start_noded(&args);
+    assert!(
+        out.status.success(),
+        "start failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (port, root.noded_pid().unwrap(), cert)
+}
+
+fn stop(pid: i32) {
+    signal(pid, libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(5), || !alive(pid)));
+}
+
+/// A `version` call that must be answered within one second.
+fn prompt_call(port: u16, cert: Option<&std::path::Path>) {
+    let started = Instant::now();
+    let body = match cert {
+        None => {
+            let mut s = TcpStream::connect(addr(port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            s.write_all(&request("version", "[]")).unwrap();
+            read_answer(&mut s).body
+        }
+        Some(c) => {
+            let mut s = tls_connect(addr(port), c, Some(c)).unwrap();
+            s.get_ref()
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            s.write_all(&request("version", "[]")).unwrap();
+            read_answer(&mut s).body
+        }
+    };
+    assert_eq!(body, b"[true, 2050000]\n");
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+/// True once the daemon has closed `s` (EOF or reset), waiting up to
+/// `within`.
+fn closed_by_daemon(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn idle_and_slow_clients_never_hold_the_only_worker() {
+    let root = Root::new("slowloris");
+    let (port, pid, _) = start(&root, false);
+    // Idle connections that never send a byte.
+    let _idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(addr(port)).unwrap())
+        .collect();
+    // Slow-loris clients: a head trickling in, and a body that stops short.
+    let mut loris: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(addr(port)).unwrap())
+        .collect();
+    let mut short_body = TcpStream::connect(addr(port)).unwrap();
+    let req = request("version", "[]");
+    short_body.write_all(&req[..req.len() - 1]).unwrap();
+    let trickle = b"PUT /version HTTP/1.1\r\nHost: x\r\n";
+    let started = Instant::now();
+    for (i, byte) in trickle.iter().enumerate().take(12) {
+        for s in &mut loris {
+            s.write_all(&[*byte]).unwrap();
+        }
+        if i % 3 == 0 {
+            prompt_call(port, None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Each request has 10 s from its connection; past that the daemon
+    // closes the slow ones, and still serves.
+    let left = Duration::from_secs(12).saturating_sub(started.elapsed());
+    for s in loris.iter_mut().chain(std::iter::once(&mut short_body)) {
+        assert!(closed_by_daemon(s, left), "a slow client was not cut off");
+    }
+    prompt_call(port, None);
+    stop(pid);
+}
+
+#[test]
+fn stalled_tls_handshakes_never_hold_the_only_worker() {
+    let root = Root::new("tlsstall");
+    let (port, pid, cert) = start(&root, true);
+    let cert = cert.unwrap();
+    // Connections that send nothing, half a ClientHello, or garbage.
+    let _idle: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(addr(port)).unwrap())
+        .collect();
+    let mut half = TcpStream::connect(addr(port)).unwrap();
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    let mut junk = TcpStream::connect(addr(port)).unwrap();
+    junk.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    for _ in 0..3 {
+        prompt_call(port, Some(&cert));
+    }
+    assert!(
+        closed_by_daemon(&mut junk, Duration::from_secs(2)),
+        "a failed handshake closes the connection"
+    );
+    assert!(
+        closed_by_daemon(&mut half, Duration::from_secs(12)),
+        "a stalled handshake is cut off at the deadline"
+    );
+    prompt_call(port, Some(&cert));
+    stop(pid);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let root = Root::new("pipeline");
+    let (port, pid, _) = start(&root, false);
+    let mut s = TcpStream::connect(addr(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Three requests in one write: three answers, in order.
+    let mut three = request("version", "[]");
+    three.extend(request("version", "[1]"));
+    three.extend(request("no_such_procedure", "[]"));
+    s.write_all(&three).unwrap();
+    assert_eq!(read_answer(&mut s).body, b"[true, 2050000]\n");
+    assert_eq!(read_answer(&mut s).body, b"[true, 2050000]\n");
+    let last = read_answer(&mut s);
+    assert_eq!(last.status, 404);
+    assert!(last.head.contains("Connection: close"));
+    assert!(closed_by_daemon(&mut s, Duration::from_secs(2)));
+    stop(pid);
+}
+
+#[test]
+fn past_the_connection_cap_the_oldest_idle_connection_makes_room() {
+    let root = Root::new("cap");
+    let (port, pid, _) = start(&root, false);
+    // ganeti-noded keeps at most 256 connections open.
+    let mut idle: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(addr(port)).unwrap())
+        .collect();
+    prompt_call(port, None);
+    // The first ones were closed to make room; the newest are still open.
+    assert!(closed_by_daemon(&mut idle[0], Duration::from_secs(2)));
+    let last = idle.len() - 1;
+    assert!(!closed_by_daemon(
+        &mut idle[last],
+        Duration::from_millis(200)
+    ));
+    stop(pid);
+}
+
+#[test]
+fn a_request_in_flight_survives_the_stop_and_idle_connections_close_at_once() {
+    let root = Root::new("stopidle");
+    let (port, pid, _) = start(&root, false);
+    let mut idle = TcpStream::connect(addr(port)).unwrap();
+    // A kept-alive connection after one answer.
+    let mut kept = TcpStream::connect(addr(port)).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    kept.write_all(&request("version", "[]")).unwrap();
+    assert_eq!(read_answer(&mut kept).status, 200);
+    let mut busy = TcpStream::connect(addr(port)).unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = request("version", "[]");
+    busy.write_all(&req[..req.len() - 1]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    signal(pid, libc::SIGTERM);
+    assert!(closed_by_daemon(&mut idle, Duration::from_secs(1)));
+    assert!(closed_by_daemon(&mut kept, Duration::from_secs(1)));
+    busy.write_all(&req[req.len() - 1..]).unwrap();
+    let a = read_answer(&mut busy);
+    assert_eq!(a.body, b"[true, 2050000]\n");
+    assert!(a.head.contains("Connection: close"));
+    assert!(wait_until(Duration::from_secs(5), || !alive(pid)));
+}
