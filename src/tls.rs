@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use openssl::hash::MessageDigest;
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslMode, SslVerifyMode, SslVersion};
 use openssl::x509::X509;
 
 /// Why the TLS server context could not be built.
@@ -71,6 +71,9 @@ pub fn server_acceptor(key_path: &Path, cert_path: &Path) -> Result<SslAcceptor,
     // Names the cluster certificate as the acceptable client CA.
     b.add_client_ca(&cert).map_err(ctx_err)?;
     b.set_session_id_context(b"ganeti-noded").map_err(ctx_err)?;
+    // Idle connections give their record buffers back: many kept-alive or
+    // waiting connections then cost little locked memory.
+    b.set_mode(SslMode::RELEASE_BUFFERS);
     b.set_verify_callback(
         SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
         move |_preverified, store| {

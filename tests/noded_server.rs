@@ -205,3 +205,18 @@ fn a_request_in_flight_survives_the_stop_and_idle_connections_close_at_once() {
     assert!(a.head.contains("Connection: close"));
     assert!(wait_until(Duration::from_secs(5), || !alive(pid)));
 }
+
+#[test]
+fn deeply_nested_json_is_refused_and_the_daemon_keeps_serving() {
+    let root = Root::new("nesting");
+    let (port, pid, _) = start(&root, false);
+    let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let a = raw_call(addr(port), &request("version", &nest(100_000)));
+    assert_eq!(a.status, 200);
+    assert!(a.text().starts_with("[false, \""), "{}", a.text());
+    assert!(a.text().contains("nested deeper than 32 levels"));
+    let a = raw_call(addr(port), &request("version", &nest(32)));
+    assert_eq!(a.body, b"[true, 2050000]\n");
+    prompt_call(port, None);
+    stop(pid);
+}

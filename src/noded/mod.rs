@@ -88,6 +88,43 @@ pub fn find_procedure(path: &str) -> Option<&'static Procedure> {
     AREAS.iter().flat_map(|a| a.iter()).find(|p| p.name == name)
 }
 
+/// Deepest nesting of arrays and objects accepted in a request body. The
+/// deepest 2.5.2 arguments (instances with disks with children) nest about
+/// eight levels; the limit keeps a hostile body from using up a worker's
+/// small stack in the parser.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Checks the nesting depth of a JSON text without parsing it (brackets
+/// inside strings do not count). Invalid JSON passes; the parser reports it.
+pub fn check_depth(body: &[u8]) -> Result<(), RpcError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(RpcError::Arguments(format!(
+                        "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Decodes a request body into the procedure's argument type.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, RpcError> {
     serde_json::from_slice(body).map_err(|e| RpcError::Arguments(e.to_string()))
@@ -219,6 +256,21 @@ mod tests {
             e.starts_with("Error while executing backend function:"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn nesting_depth_limit() {
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_depth(nest(MAX_JSON_DEPTH).as_bytes()).is_ok());
+        assert!(check_depth(nest(MAX_JSON_DEPTH + 1).as_bytes()).is_err());
+        let quoted = format!("[\"{}\\\"[\"]", "[".repeat(100));
+        assert!(check_depth(quoted.as_bytes()).is_ok(), "{quoted}");
+        let mixed = format!(
+            "{}{}",
+            r#"{"a": "#.repeat(MAX_JSON_DEPTH + 1),
+            "}".repeat(40)
+        );
+        assert!(check_depth(mixed.as_bytes()).is_err());
     }
 
     #[test]

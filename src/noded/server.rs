@@ -749,6 +749,7 @@ fn refuse(conn: &mut Conn, head: Option<&Head>, e: &HttpError) -> Step {
 
 /// Runs one procedure; panics become an error answer, not a dead worker.
 fn call(p: &Procedure, ctx: &Context, body: &[u8]) -> Result<Value, String> {
+    super::check_depth(body).map_err(|e| e.to_string())?;
     match catch_unwind(AssertUnwindSafe(|| (p.handler)(ctx, body))) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
