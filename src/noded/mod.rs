@@ -225,6 +225,11 @@ pub fn run(options: &Options) -> i32 {
         thread_names: false,
     };
     daemon::run(setup, move || {
+        // As 2.5.2: a queue that cannot be prepared is only logged here;
+        // the job-queue procedures try again and report it.
+        if let Err(e) = jobqueue::prepare(&ctx.paths) {
+            log::warn!("Cannot prepare the job queue: {e}");
+        }
         let tls = match &ssl {
             Some((key, cert)) => Some(tls::server_acceptor(key, cert).map_err(|e| e.to_string())?),
             None => None,
