@@ -5,6 +5,8 @@
 //! looks a path up in all of them, and the server turns every error into
 //! `[false, "message"]` in one place.
 
+pub mod files;
+pub mod master;
 pub mod node;
 pub mod server;
 
@@ -79,7 +81,7 @@ pub struct Procedure {
 }
 
 /// Every procedure table.
-const AREAS: &[&[Procedure]] = &[node::PROCEDURES];
+const AREAS: &[&[Procedure]] = &[node::PROCEDURES, master::PROCEDURES, files::PROCEDURES];
 
 /// The procedure for a request path (`/version`); no query strings, no
 /// extra slashes, as 2.5.2.
