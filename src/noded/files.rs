@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use super::master::python_io_error;
 use super::{decode, Context, Procedure, RpcError};
 use crate::constants::{GANETI_GROUPS, GANETI_USERS};
 use crate::fsutil::{self, FileLock, FileMeta};
@@ -131,7 +132,10 @@ fn upload_file(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
         times: Some(times),
     };
     let local = ctx.paths.to_local(&file_name);
-    safe_write(&local, &content, &meta).map_err(backend)?;
+    safe_write(&local, &file_name, &content, &meta).map_err(|e| match e.raw_os_error() {
+        Some(_) => backend(python_io_error(&ctx.paths, &local, &e)),
+        None => backend(e),
+    })?;
     log::info!("Uploaded {file_name} ({} bytes)", content.len());
     Ok(Value::Null)
 }
@@ -178,7 +182,7 @@ fn epoch(secs: f64, what: &str) -> Result<SystemTime, RpcError> {
 /// without waiting, then replace it atomically. A symbolic link at the
 /// target is refused (`O_NOFOLLOW`) rather than followed. A target this
 /// call created is removed again if the write fails.
-fn safe_write(path: &Path, data: &[u8], meta: &FileMeta) -> std::io::Result<()> {
+fn safe_write(path: &Path, wire: &str, data: &[u8], meta: &FileMeta) -> std::io::Result<()> {
     let existed = path.symlink_metadata().is_ok();
     let file = OpenOptions::new()
         .read(true)
@@ -189,18 +193,14 @@ fn safe_write(path: &Path, data: &[u8], meta: &FileMeta) -> std::io::Result<()> 
         .open(path)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::other(format!(
-                    "Refusing to write {}: it is a symbolic link",
-                    path.display()
-                ))
+                std::io::Error::other(format!("Refusing to write {wire}: it is a symbolic link"))
             } else {
                 e
             }
         })?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::other(format!(
-            "Refusing to write {}: not a regular file",
-            path.display()
+            "Refusing to write {wire}: not a regular file"
         )));
     }
     if !sys::flock_exclusive_nb(&file)? {

@@ -79,7 +79,7 @@ fn backend(msg: impl std::fmt::Display) -> RpcError {
 
 /// An I/O error as Python prints an `IOError`: `[Errno 2] No such file or
 /// directory: '/var/lib/ganeti/ssconf_master_netdev'` (wire path).
-fn python_io_error(paths: &Paths, path: &Path, e: &io::Error) -> String {
+pub(crate) fn python_io_error(paths: &Paths, path: &Path, e: &io::Error) -> String {
     let wire = paths.to_wire(path);
     match e.raw_os_error() {
         Some(n) => {
