@@ -23,6 +23,14 @@ pub const EXIT_CONFIRMATION: i32 = 13;
 /// Default node daemon port when the services database has no entry.
 pub const DEFAULT_NODED_PORT: u16 = 1811;
 
+/// The Ganeti daemon users (masterd, confd, rapi, noded) of a default
+/// 2.5.2 build (no `--with-user-prefix`): `upload_file` maps owner names
+/// through these only.
+pub const GANETI_USERS: [&str; 4] = ["root", "root", "root", "root"];
+/// The Ganeti groups (masterd, confd, rapi, noded, daemons, admin) of a
+/// default 2.5.2 build.
+pub const GANETI_GROUPS: [&str; 6] = ["root", "root", "root", "root", "root", "root"];
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -337,6 +337,96 @@ pub fn tzset() {
     unsafe { tzset() }
 }
 
+/// A user from the password database: uid, primary gid, home directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: std::path::PathBuf,
+}
+
+/// Size of the string buffer given to `getpwnam_r`/`getgrnam_r`; on
+/// `ERANGE` it is doubled up to [`MAX_NSS_BUFFER`].
+const NSS_BUFFER: usize = 4096;
+const MAX_NSS_BUFFER: usize = 1024 * 1024;
+
+/// Looks a user up by name (`getpwnam_r`); `Ok(None)` when unknown.
+pub fn getpwnam(name: &str) -> io::Result<Option<User>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in user name"))?;
+    let mut size = NSS_BUFFER;
+    loop {
+        let mut buf = vec![0 as libc::c_char; size];
+        // SAFETY: passwd is plain data, filled in by getpwnam_r on success.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer refers to a live local; buf's length is passed.
+        let ret = unsafe {
+            libc::getpwnam_r(
+                c_name.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if ret == libc::ERANGE && size < MAX_NSS_BUFFER {
+            size *= 2;
+            continue;
+        }
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        if result.is_null() {
+            return Ok(None);
+        }
+        let home = if pw.pw_dir.is_null() {
+            std::path::PathBuf::new()
+        } else {
+            // SAFETY: pw_dir points into buf, NUL-terminated, alive here.
+            let dir = unsafe { CStr::from_ptr(pw.pw_dir) };
+            std::path::PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()))
+        };
+        return Ok(Some(User {
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+            home,
+        }));
+    }
+}
+
+/// Looks a group's id up by name (`getgrnam_r`); `Ok(None)` when unknown.
+pub fn getgrnam(name: &str) -> io::Result<Option<u32>> {
+    let c_name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in group name"))?;
+    let mut size = NSS_BUFFER;
+    loop {
+        let mut buf = vec![0 as libc::c_char; size];
+        // SAFETY: group is plain data, filled in by getgrnam_r on success.
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer refers to a live local; buf's length is passed.
+        let ret = unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                &mut gr,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if ret == libc::ERANGE && size < MAX_NSS_BUFFER {
+            size *= 2;
+            continue;
+        }
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        return Ok((!result.is_null()).then_some(gr.gr_gid));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +447,16 @@ mod tests {
         assert!((2019..=2021).contains(&y));
         assert!((1..=12).contains(&mo) && (1..=31).contains(&d));
         assert!(h < 24 && mi < 60 && s < 61);
+    }
+
+    #[test]
+    fn root_is_known_and_nonsense_is_not() {
+        let root = getpwnam("root").unwrap().unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert!(root.home.is_absolute());
+        assert_eq!(getgrnam("root").unwrap(), Some(0));
+        assert_eq!(getpwnam("no-such-user-ganeti-rs").unwrap(), None);
+        assert_eq!(getgrnam("no-such-group-ganeti-rs").unwrap(), None);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! looks a path up in all of them, and the server turns every error into
 //! `[false, "message"]` in one place.
 
+pub mod files;
 pub mod filestorage;
 pub mod jobqueue;
+pub mod master;
 pub mod node;
 pub mod server;
 
@@ -83,6 +85,8 @@ pub struct Procedure {
 /// Every procedure table.
 const AREAS: &[&[Procedure]] = &[
     node::PROCEDURES,
+    master::PROCEDURES,
+    files::PROCEDURES,
     jobqueue::PROCEDURES,
     filestorage::PROCEDURES,
 ];
