@@ -2,12 +2,13 @@
 //!
 //! Module map (dependencies point downwards): `sys` (all libc calls and the
 //! only `unsafe`), `paths`, `constants`, `daemon` (shared runtime), `http`, `tls`,
-//! `rpc`, `ssconf`, `noded`, `masterd`. See DESIGN.md section 2.
+//! `rpc`, `ssconf`, `hypervisor`, `noded`, `masterd`. See DESIGN.md section 2.
 
 pub mod constants;
 pub mod daemon;
 pub mod fsutil;
 pub mod http;
+pub mod hypervisor;
 pub mod masterd;
 pub mod noded;
 pub mod paths;

@@ -6,8 +6,10 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Turns a libc return value of -1 into the current `errno` as an error.
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -424,6 +426,132 @@ pub fn getgrnam(name: &str) -> io::Result<Option<u32>> {
             return Err(io::Error::from_raw_os_error(ret));
         }
         return Ok((!result.is_null()).then_some(gr.gr_gid));
+    }
+}
+
+/// A socket address in the C layout, for `bind` and `connect`.
+enum CSockAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl CSockAddr {
+    fn new(addr: &SocketAddr) -> CSockAddr {
+        match addr {
+            SocketAddr::V4(a) => CSockAddr::V4(libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                // The octets are already in network order in memory.
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            }),
+            SocketAddr::V6(a) => CSockAddr::V6(libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            }),
+        }
+    }
+
+    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            CSockAddr::V4(a) => (
+                (a as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            CSockAddr::V6(a) => (
+                (a as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
+    }
+}
+
+/// Puts a descriptor (socket, pipe) in non-blocking mode.
+pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on a borrowed descriptor with integer arguments.
+    let flags = cvt(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(|_| ())
+}
+
+/// A new TCP socket of `ip`'s family (close-on-exec, not yet bound).
+pub fn tcp_socket(ip: &IpAddr) -> io::Result<OwnedFd> {
+    let family = match ip {
+        IpAddr::V4(_) => libc::AF_INET,
+        IpAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket takes plain integers and returns a new descriptor.
+    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: socket succeeded, so fd is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds a socket to a local address (before `connect`, to choose the
+/// source address).
+pub fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
+    let c = CSockAddr::new(addr);
+    let (ptr, len) = c.as_ptr();
+    // SAFETY: ptr/len describe the sockaddr held by `c`, alive during the call.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), ptr, len) }).map(|_| ())
+}
+
+/// Connects a socket to `addr`, giving up after `timeout`
+/// (`io::ErrorKind::TimedOut`). Other failures are the socket's own errno
+/// (for example `ECONNREFUSED`). The socket is left non-blocking.
+pub fn connect_timeout(fd: &OwnedFd, addr: &SocketAddr, timeout: Duration) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    set_nonblocking(fd)?;
+    let c = CSockAddr::new(addr);
+    let (ptr, len) = c.as_ptr();
+    // SAFETY: ptr/len describe the sockaddr held by `c`, alive during the call.
+    match cvt(unsafe { libc::connect(raw, ptr, len) }) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Round up, so that a sub-millisecond rest does not spin.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        let mut pfd = libc::pollfd {
+            fd: raw,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: pfd is one live pollfd, and 1 is the array length.
+        match cvt(unsafe { libc::poll(&mut pfd, 1, ms) }) {
+            Ok(0) if ms == 0 => return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
+            Ok(0) => continue,
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: err and len are live locals of the sizes getsockopt expects.
+    cvt(unsafe {
+        libc::getsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    if err == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(err))
     }
 }
 
