@@ -4,6 +4,7 @@
 //! only `unsafe`), `paths`, `constants`, `daemon` (shared runtime), `http`, `tls`,
 //! `rpc`, `ssconf`, `hypervisor`, `noded`, `masterd`. See DESIGN.md section 2.
 
+pub mod cmd;
 pub mod constants;
 pub mod daemon;
 pub mod fsutil;

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::master::python_io_error;
-use super::{decode, Context, Procedure, RpcError};
+use super::{backend, decode, Context, Procedure, RpcError};
 use crate::constants::{GANETI_GROUPS, GANETI_USERS};
 use crate::fsutil::{self, FileLock, FileMeta};
 use crate::rpc::blob;
@@ -95,11 +95,6 @@ pub const SSCONF_KEYS: [&str; 21] = [
     "uid_pool",
     "nodegroups",
 ];
-
-/// A failure that 2.5.2 reports as a Python exception.
-fn backend(msg: impl std::fmt::Display) -> RpcError {
-    RpcError::Failed(format!("Error while executing backend function: {msg}"))
-}
 
 /// `upload_file`: `[file_name, [encoding, data], mode, user, group, atime,
 /// mtime]`. Only the fixed targets; checks in 2.5.2's order; the file is

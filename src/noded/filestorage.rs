@@ -26,8 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::jobqueue::{backend, os_error_text};
-use super::{decode, Context, Procedure, RpcError};
+use super::{backend, decode, os_error_text, Context, Procedure, RpcError};
 use crate::fsutil;
 use crate::ssconf::{self, SsconfError};
 

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::{decode, Context, Procedure, RpcError};
+use super::{backend, decode, os_error_text, Context, Procedure, RpcError};
 use crate::fsutil::{self, FileLock, FileMeta};
 use crate::paths::Paths;
 use crate::rpc::blob;
@@ -85,27 +85,6 @@ pub const PROCEDURES: &[Procedure] = &[
         handler: jobqueue_purge,
     },
 ];
-
-/// The text of a Python `EnvironmentError`, as 2.5.2 reports one:
-/// `[Errno 2] No such file or directory: '/path'`.
-pub(crate) fn os_error_text(e: &io::Error, path: Option<&Path>) -> String {
-    let Some(code) = e.raw_os_error() else {
-        return e.to_string();
-    };
-    let text = e.to_string();
-    let strerror = text
-        .strip_suffix(&format!(" (os error {code})"))
-        .unwrap_or(&text);
-    match path {
-        Some(p) => format!("[Errno {code}] {strerror}: '{}'", p.display()),
-        None => format!("[Errno {code}] {strerror}"),
-    }
-}
-
-/// An error that 2.5.2 would report as an unexpected exception.
-pub(crate) fn backend(msg: impl std::fmt::Display) -> RpcError {
-    RpcError::Failed(format!("Error while executing backend function: {msg}"))
-}
 
 /// Why the queue could not be prepared (2.5.2's `InitAndVerifyQueue`).
 #[derive(Debug)]

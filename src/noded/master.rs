@@ -13,15 +13,15 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::{decode, Context, Procedure, RpcError};
+use super::{backend, decode, node, os_error_text, Context, Procedure, RpcError};
+use crate::cmd;
 use crate::constants::DEFAULT_NODED_PORT;
 use crate::fsutil::{self, FileMeta};
 use crate::paths::{Daemon, Paths};
@@ -72,25 +72,10 @@ pub const PROCEDURES: &[Procedure] = &[
     },
 ];
 
-/// A failure that 2.5.2 reports as a Python exception.
-fn backend(msg: impl std::fmt::Display) -> RpcError {
-    RpcError::Failed(format!("Error while executing backend function: {msg}"))
-}
-
 /// An I/O error as Python prints an `IOError`: `[Errno 2] No such file or
 /// directory: '/var/lib/ganeti/ssconf_master_netdev'` (wire path).
 pub(crate) fn python_io_error(paths: &Paths, path: &Path, e: &io::Error) -> String {
-    let wire = paths.to_wire(path);
-    match e.raw_os_error() {
-        Some(n) => {
-            let text = e.to_string();
-            let strerror = text
-                .strip_suffix(&format!(" (os error {n})"))
-                .unwrap_or(&text);
-            format!("[Errno {n}] {strerror}: '{}'", wire.display())
-        }
-        None => format!("{e}: '{}'", wire.display()),
-    }
+    os_error_text(e, Some(&paths.to_wire(path)))
 }
 
 /// 2.5.2's `ConfigurationError` text for an ssconf file that cannot be read.
@@ -177,41 +162,19 @@ fn master_info(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     Ok(serde_json::json!([i.netdev, i.ip, i.node, i.family]))
 }
 
-/// A finished command: did it succeed, and 2.5.2's `output` (stdout then
-/// stderr) and `fail_reason`.
-struct CmdResult {
-    ok: bool,
-    output: String,
-    fail_reason: String,
-}
+/// Longest wait for `ip`, `arping`, `ndisc6` and the master daemon's
+/// starter (which returns once the daemon serves).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs a command as 2.5.2's `RunCmd`: no shell, cwd `/`, stdin closed,
-/// `LC_ALL=C`, output captured. `Err` when it could not be started.
-fn run_cmd(program: &Path, args: &[&str]) -> io::Result<CmdResult> {
+/// Runs a command as 2.5.2's `RunCmd` does (see [`cmd::run`]). `Err` when
+/// it could not be started.
+fn run_cmd(program: &Path, args: &[&str]) -> io::Result<cmd::CmdResult> {
     let prog = program
         .to_str()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "program path is not UTF-8"))?;
-    let out: Output = sys::command(prog)
-        .args(args)
-        .env("LC_ALL", "C")
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .output()?;
-    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-    output.push_str(&String::from_utf8_lossy(&out.stderr));
-    let fail_reason = match (
-        out.status.code(),
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
-    ) {
-        (Some(c), _) => format!("exited with exit code {c}"),
-        (None, Some(s)) => format!("terminated by signal {s}"),
-        (None, None) => "failed".into(),
-    };
-    Ok(CmdResult {
-        ok: out.status.success(),
-        output,
-        fail_reason,
-    })
+    let mut argv = vec![prog];
+    argv.extend_from_slice(args);
+    cmd::run(&argv, COMMAND_TIMEOUT)
 }
 
 /// The `ip` binary.
@@ -222,25 +185,19 @@ fn ip_command() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// 2.5.2's `TcpPing(ip, 1811, live_port_needed=False)`: reachable when the
-/// connection is accepted or refused.
-fn tcp_ping(ip: IpAddr, port: u16, timeout: Duration) -> bool {
-    match TcpStream::connect_timeout(&SocketAddr::new(ip, port), timeout) {
-        Ok(_) => true,
-        Err(e) => e.kind() == io::ErrorKind::ConnectionRefused,
-    }
-}
-
-/// Does this node have `ip` (2.5.2's `IPAddress.Own`: a UDP bind test)?
-fn owns_address(ip: IpAddr) -> bool {
-    UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
-}
-
 /// Brings the master IP up unless it already answers somewhere.
 fn activate_master_ip(info: &MasterInfo) -> Result<(), String> {
     let (ip, prefix) = checked_address(info).map_err(|e| e.to_string())?;
-    if tcp_ping(ip, DEFAULT_NODED_PORT, MASTER_IP_PING_TIMEOUT) {
-        if owns_address(ip) {
+    // 2.5.2's TcpPing(ip, 1811, live_port_needed=False), then the bind test.
+    let target = ip.to_string();
+    if node::tcp_ping(
+        &target,
+        DEFAULT_NODED_PORT,
+        MASTER_IP_PING_TIMEOUT,
+        false,
+        None,
+    ) {
+        if node::owns_ip(&target) {
             log::info!("Master IP already configured, doing nothing");
             return Ok(());
         }
@@ -264,8 +221,13 @@ fn activate_master_ip(info: &MasterInfo) -> Result<(), String> {
         &label,
     ];
     match run_cmd(&ip_cmd, &args) {
-        Ok(r) if r.ok => {}
-        Ok(r) => return Err(format!("Can't activate master IP: {}", r.output.trim_end())),
+        Ok(r) if r.ok() => {}
+        Ok(r) => {
+            return Err(format!(
+                "Can't activate master IP: {}",
+                r.output().trim_end()
+            ))
+        }
         Err(e) => return Err(format!("Can't activate master IP: {e}")),
     }
     log::info!("Master IP {cidr} added on {}", info.netdev);
@@ -289,7 +251,10 @@ fn activate_master_ip(info: &MasterInfo) -> Result<(), String> {
         IpAddr::V6(_) => ("ndisc6", vec!["-q", "-r", "3", &ip_s, &info.netdev]),
     };
     match run_cmd(Path::new(program), &args) {
-        Ok(r) if !r.ok => log::info!("{program} for the master IP {}", r.fail_reason),
+        Ok(r) if !r.ok() => log::info!(
+            "{program} for the master IP {}",
+            r.fail_reason.unwrap_or_default()
+        ),
         Ok(_) => {}
         Err(e) => log::warn!("Can't execute {program}, please install if missing: {e}"),
     }
@@ -320,14 +285,15 @@ fn start_masterd(no_voting: bool) -> Result<(), String> {
         &[]
     };
     match run_cmd(&binary, args) {
-        Ok(r) if r.ok => {
+        Ok(r) if r.ok() => {
             log::info!("Started {}", binary.display());
             Ok(())
         }
         Ok(r) => {
-            let out = r.output.trim_end();
+            let out = r.output();
+            let out = out.trim_end();
             Err(fail(if out.is_empty() {
-                r.fail_reason
+                r.fail_reason.unwrap_or_default()
             } else {
                 out.to_string()
             }))
@@ -425,8 +391,11 @@ fn node_stop_master(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
             let cidr = format!("{ip}/{prefix}");
             let args = ["address", "del", &cidr, "dev", &info.netdev];
             match run_cmd(&ip_cmd, &args) {
-                Ok(r) if r.ok => log::info!("Master IP {cidr} removed from {}", info.netdev),
-                Ok(r) => log::error!("Can't remove the master IP, error: {}", r.output.trim_end()),
+                Ok(r) if r.ok() => log::info!("Master IP {cidr} removed from {}", info.netdev),
+                Ok(r) => log::error!(
+                    "Can't remove the master IP, error: {}",
+                    r.output().trim_end()
+                ),
                 Err(e) => log::error!("Can't remove the master IP, error: {e}"),
             }
         }

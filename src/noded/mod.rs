@@ -73,6 +73,31 @@ impl std::fmt::Display for RpcError {
     }
 }
 
+/// A failure that 2.5.2 reports as an unexpected Python exception:
+/// `Error while executing backend function: <msg>`.
+pub fn backend(msg: impl std::fmt::Display) -> RpcError {
+    RpcError::Failed(format!("Error while executing backend function: {msg}"))
+}
+
+/// An OS error as Python 2 prints an `EnvironmentError`: `[Errno 2] No
+/// such file or directory: '/path'` (give the wire path).
+pub fn os_error_text(e: &std::io::Error, path: Option<&std::path::Path>) -> String {
+    let Some(code) = e.raw_os_error() else {
+        return match path {
+            Some(p) => format!("{e}: '{}'", p.display()),
+            None => e.to_string(),
+        };
+    };
+    let text = e.to_string();
+    let strerror = text
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(&text);
+    match path {
+        Some(p) => format!("[Errno {code}] {strerror}: '{}'", p.display()),
+        None => format!("[Errno {code}] {strerror}"),
+    }
+}
+
 /// One RPC procedure: its name (the URL path without `/`), the largest body
 /// it accepts and its handler.
 #[derive(Debug)]

@@ -11,7 +11,6 @@
 #![forbid(unsafe_code)]
 
 mod hosts;
-mod run;
 mod verify;
 
 use std::io::Read;
@@ -23,7 +22,8 @@ use std::time::Duration;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
-use super::{decode, Context, Procedure, RpcError};
+use super::{backend, decode, Context, Procedure, RpcError};
+use crate::cmd;
 use crate::constants::PROTOCOL_VERSION;
 use crate::fsutil::{self, FileMeta};
 use crate::hypervisor;
@@ -85,11 +85,6 @@ pub const PROCEDURES: &[Procedure] = &[
     },
 ];
 
-/// An error 2.5.2 would report as an unexpected exception.
-fn backend(e: impl std::fmt::Display) -> RpcError {
-    RpcError::Failed(format!("Error while executing backend function: {e}"))
-}
-
 /// `version`: the protocol version; arguments are ignored (2.5.2 accepts
 /// any JSON there), but must be JSON.
 fn version(_ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
@@ -140,7 +135,7 @@ fn vg_info(vg: &str) -> Option<(i64, i64)> {
         "--separator=|",
         "-ovg_name,vg_free,vg_attr,vg_size",
     ];
-    let result = match run::run(&argv, LVM_TIMEOUT) {
+    let result = match cmd::run(&argv, LVM_TIMEOUT) {
         Ok(r) => r,
         Err(e) => {
             log::error!("Can't get the VG information: can't run vgs: {e}");
@@ -184,7 +179,8 @@ fn node_has_ip_address(_ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     Ok(Value::Bool(owns_ip(&address)))
 }
 
-fn owns_ip(address: &str) -> bool {
+/// 2.5.2's `IPAddress.Own`: can a UDP socket be bound to the address?
+pub(crate) fn owns_ip(address: &str) -> bool {
     address
         .parse::<IpAddr>()
         .is_ok_and(|ip| UdpSocket::bind((ip, 0)).is_ok())

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::{backend, missing_bridges, run, tcp_ping};
+use super::{backend, missing_bridges, tcp_ping};
 use crate::constants::{PROTOCOL_VERSION, RELEASE_VERSION};
 use crate::fsutil;
 use crate::hypervisor;
@@ -217,16 +217,7 @@ fn sha1_file(path: &Path) -> std::io::Result<Option<String>> {
 
 /// An OS error as Python 2 prints it: `[Errno 2] No such file or directory: 'path'`.
 fn os_error(e: &std::io::Error, path: &str) -> String {
-    match e.raw_os_error() {
-        Some(n) => {
-            let text = e.to_string();
-            let msg = text
-                .strip_suffix(&format!(" (os error {n})"))
-                .unwrap_or(&text);
-            format!("[Errno {n}] {msg}: '{path}'")
-        }
-        None => format!("{e}: '{path}'"),
-    }
+    crate::noded::os_error_text(e, Some(Path::new(path)))
 }
 
 /// Shuffles in place (2.5.2 contacts the nodes in random order).
@@ -279,7 +270,7 @@ fn verify_node_hostname(ctx: &Context, cluster_name: &str, node: &str) -> Option
         &target,
         "hostname --fqdn",
     ];
-    let result = match run::run(&argv, SSH_TIMEOUT) {
+    let result = match crate::cmd::run(&argv, SSH_TIMEOUT) {
         Ok(r) => r,
         Err(e) => return Some(format!("ssh problem: Can't execute 'ssh': {e}")),
     };

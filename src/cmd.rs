@@ -26,6 +26,11 @@ pub struct CmdResult {
 }
 
 impl CmdResult {
+    /// Did the command exit 0?
+    pub fn ok(&self) -> bool {
+        self.fail_reason.is_none()
+    }
+
     /// stdout followed by stderr (2.5.2's `output`).
     pub fn output(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
