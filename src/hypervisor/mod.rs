@@ -431,6 +431,13 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id().to_string();
+        // Until the exec is done, /proc shows the test binary's command line.
+        let cmdline = format!("/proc/{pid}/cmdline");
+        let exec_done = || std::fs::read(&cmdline).is_ok_and(|c| c.ends_with(b"inst1\0"));
+        let started = std::time::Instant::now();
+        while !exec_done() && started.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let pids = base.join("pid");
         std::fs::write(pids.join("inst1"), &pid).unwrap();
         std::fs::write(pids.join("other"), &pid).unwrap(); // name mismatch
