@@ -20,12 +20,17 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Limits glibc to one malloc arena. Must run before any thread exists: every
-/// extra arena reserves 64 MiB of address space, which `mlockall` would count.
+/// Limits glibc to one malloc arena and fixes the mmap threshold at
+/// 128 KiB. Must run before any thread exists: every extra arena reserves
+/// 64 MiB of address space, which `mlockall` would count; and a fixed
+/// threshold keeps every large buffer (a request body, an uploaded file)
+/// in its own mapping, given back to the kernel when freed, so locked
+/// memory falls back after a large request.
 pub fn limit_malloc_arenas() {
     // SAFETY: mallopt only changes allocator tunables; no pointers involved.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

@@ -26,14 +26,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{backend, decode, os_error_text, Context, Procedure, RpcError};
+use super::{backend, decode, os_error_text, Context, Procedure, RpcError, SMALL_BODY};
 use crate::fsutil;
 use crate::ssconf::{self, SsconfError};
 
 /// Mode given to `makedirs` (the daemon's umask applies, as in 2.5.2).
 const DIR_MODE: u32 = 0o750;
-/// Largest body accepted: one or two paths.
-const SMALL_BODY: usize = 64 * 1024;
 
 pub const PROCEDURES: &[Procedure] = &[
     Procedure {

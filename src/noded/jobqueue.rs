@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::{backend, decode, os_error_text, Context, Procedure, RpcError};
+use super::{backend, decode, os_error_text, Context, Procedure, RpcError, SMALL_BODY};
 use crate::fsutil::{self, FileLock, FileMeta};
 use crate::paths::Paths;
 use crate::rpc::blob;
@@ -65,8 +65,6 @@ const UPDATE_BODY: usize = MAX_JOB_FILE / 3 * 4 + 64 * 1024;
 /// Largest `jobqueue_rename` body. A pair takes about 110 bytes, so 1 MiB
 /// is some 9000 renames; the master archives in much smaller batches.
 const RENAME_BODY: usize = 1024 * 1024;
-/// Largest body of the other calls.
-const SMALL_BODY: usize = 64 * 1024;
 
 pub const PROCEDURES: &[Procedure] = &[
     Procedure {

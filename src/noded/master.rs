@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::{backend, decode, node, os_error_text, Context, Procedure, RpcError};
+use super::{backend, decode, node, os_error_text, Context, Procedure, RpcError, SMALL_BODY};
 use crate::cmd;
 use crate::constants::DEFAULT_NODED_PORT;
 use crate::fsutil::{self, FileMeta};
@@ -28,9 +28,6 @@ use crate::paths::{Daemon, Paths};
 use crate::ssconf::{self, SsconfError};
 use crate::sys;
 
-/// Largest body accepted by the procedures of this area (all take a few
-/// booleans at most).
-const SMALL_BODY: usize = 64 * 1024;
 /// The master IP is "up" when its node daemon port answers within this
 /// time (2.5.2 pings port 1811, not the services entry).
 pub const MASTER_IP_PING_TIMEOUT: Duration = Duration::from_secs(10);

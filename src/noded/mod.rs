@@ -98,6 +98,10 @@ pub fn os_error_text(e: &std::io::Error, path: Option<&std::path::Path>) -> Stri
     }
 }
 
+/// Body limit of the procedures whose arguments are a few names and
+/// numbers.
+pub const SMALL_BODY: usize = 64 * 1024;
+
 /// One RPC procedure: its name (the URL path without `/`), the largest body
 /// it accepts and its handler.
 #[derive(Debug)]

@@ -22,14 +22,12 @@ use std::time::Duration;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
-use super::{backend, decode, Context, Procedure, RpcError};
+use super::{backend, decode, Context, Procedure, RpcError, SMALL_BODY};
 use crate::cmd;
 use crate::constants::PROTOCOL_VERSION;
 use crate::fsutil::{self, FileMeta};
 use crate::hypervisor;
 
-/// Largest body accepted by the procedures of this area but `node_verify`.
-const SMALL_BODY: usize = 64 * 1024;
 /// `node_verify` carries the file list, every node name (twice) and every
 /// node's two addresses: about 300 bytes a node, so 1 MiB is well above the
 /// largest Ganeti cluster while bounding what a worker holds.
