@@ -751,8 +751,8 @@ impl Client {
     }
 
     /// Keeps connections open between calls to the same node (default on).
-    /// Off, every call uses a new connection and asks the server to close
-    /// it, as a 2.5.2 master does.
+    /// Off, every call uses a new connection, closed after the answer, as a
+    /// 2.5.2 master does.
     pub fn keep_alive(mut self, on: bool) -> Client {
         self.keep_alive = on;
         self
@@ -871,7 +871,7 @@ impl Client {
         }
         let addr = SocketAddr::new(ip, self.port);
         let deadline = Instant::now() + timeout;
-        let request = self.request_bytes(addr, procedure, body);
+        let request = Client::request_bytes(addr, procedure, body);
         let mut retried = false;
         loop {
             let pooled = if self.keep_alive {
@@ -930,16 +930,15 @@ impl Client {
         }
     }
 
-    fn request_bytes(&self, addr: SocketAddr, procedure: &str, body: &[u8]) -> Vec<u8> {
+    /// The request as libcurl sends it for a 2.5.2 master. No `Connection`
+    /// header: without keep-alive we close after the answer, as 2.5.2's
+    /// master does (and Ganeti 3.0's noded is twice as slow when asked to
+    /// close).
+    fn request_bytes(addr: SocketAddr, procedure: &str, body: &[u8]) -> Vec<u8> {
         let mut req = format!(
             "POST /{procedure} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: Ganeti {RELEASE_VERSION}\r\n\
-             Accept: */*\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+             Accept: */*\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len(),
-            if self.keep_alive {
-                ""
-            } else {
-                "Connection: close\r\n"
-            }
         )
         .into_bytes();
         req.extend_from_slice(body);
@@ -1239,19 +1238,16 @@ mod tests {
 
     #[test]
     fn requests_are_well_formed() {
-        let c = Client::plain().port(1811);
         let addr: SocketAddr = "192.0.2.10:1811".parse().unwrap();
-        let req = c.request_bytes(addr, "version", b"[]\n");
+        let req = Client::request_bytes(addr, "version", b"[]\n");
         assert_eq!(
             req,
             b"POST /version HTTP/1.1\r\nHost: 192.0.2.10:1811\r\nUser-Agent: Ganeti 2.5.2\r\n\
               Accept: */*\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n[]\n"
         );
-        let c = c.keep_alive(false);
         let v6: SocketAddr = "[2001:db8::1]:1811".parse().unwrap();
-        let req = String::from_utf8(c.request_bytes(v6, "version", b"[]\n")).unwrap();
+        let req = String::from_utf8(Client::request_bytes(v6, "version", b"[]\n")).unwrap();
         assert!(req.contains("Host: [2001:db8::1]:1811\r\n"), "{req}");
-        assert!(req.contains("\r\nConnection: close\r\n\r\n[]\n"), "{req}");
     }
 
     #[test]
