@@ -417,3 +417,26 @@ fn port_from_environment() {
     assert_eq!(fallback, services);
     assert_eq!(ganeti::rpc::client::noded_port(), services);
 }
+
+#[test]
+fn an_idle_connection_the_server_closed_is_not_reused() {
+    // Each connection answers one request without `Connection: close`, then
+    // the server closes it while idle: the client notices before sending.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = fake_server(listener, |_, conn| {
+        let mut r = BufReader::new(conn);
+        if read_request(&mut r) {
+            let _ = r.get_mut().write_all(FAKE_ANSWER);
+        }
+    });
+    let client = Client::plain().port(addr.port());
+    for _ in 0..3 {
+        assert_eq!(
+            client.call_node("127.0.0.1", "version", &json!([])),
+            NodeResult::Ok(json!("fake"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = client.stats();
+    assert_eq!((s.opened, s.reused, s.retried), (3, 0, 0), "{s:?}");
+}

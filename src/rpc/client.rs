@@ -894,8 +894,10 @@ impl Client {
             };
             let result = match sent {
                 Ok(()) => read_response(&mut conn.reader, self.max_body),
-                Err(e) if is_timeout(&e) => return Err(CallError::Send(addr, e)),
-                Err(e) => Err(ResponseError::NothingReceived(Some(e))),
+                Err(e) if reused && !retried && !is_timeout(&e) => {
+                    Err(ResponseError::NothingReceived(Some(e)))
+                }
+                Err(e) => return Err(CallError::Send(addr, e)),
             };
             match result {
                 Ok(resp) => {
@@ -921,9 +923,6 @@ impl Client {
                     // not processed, so it is safe to send it again, once.
                     retried = true;
                     self.counters.retried.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(ResponseError::NothingReceived(Some(e))) if !reused => {
-                    return Err(CallError::Send(addr, e))
                 }
                 Err(e) => return Err(CallError::Receive(addr, e)),
             }
@@ -992,8 +991,12 @@ impl Client {
     fn put_idle(&self, addr: SocketAddr, mut conn: Conn) {
         conn.idle_since = Instant::now();
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        // Also forget expired connections to other nodes (e.g. removed ones).
+        pool.retain(|_, conns| {
+            conns.retain(|c| c.idle_since.elapsed() <= POOL_IDLE_TIMEOUT);
+            !conns.is_empty()
+        });
         let conns = pool.entry(addr).or_default();
-        conns.retain(|c| c.idle_since.elapsed() <= POOL_IDLE_TIMEOUT);
         if conns.len() < MAX_IDLE_PER_NODE {
             conns.push(conn);
         }
