@@ -2,7 +2,8 @@
 //! `version` procedure, sequential and with concurrent clients, once with a
 //! new connection per call (as a 2.5.2 master) and once over kept-alive
 //! connections. Prints calls/s and latency percentiles, and with `--pid` the
-//! server's locked and resident memory before and after `--mem-calls` calls.
+//! server's locked and resident memory before and after `--mem-calls` calls
+//! and the CPU time (ms per call) of the client and of the server.
 //!
 //!   cargo run --release --example noded-bench -- --url https://127.0.0.1:PORT \
 //!       --cert /path/server.pem [--calls N] [--clients 4] [--pid PID]
@@ -157,6 +158,21 @@ fn memory(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmLck:")?, field("VmRSS:")?))
 }
 
+/// CPU time in ms of a process (`self` or a pid), with its reaped children
+/// (Debian's noded works in forked children). /proc counts in 1/100 s.
+fn cpu_ms(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<u64> = s
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (f.len() == 4).then(|| f.iter().sum::<u64>() as f64 * 10.0)
+}
+
 fn main_inner() -> Result<(), String> {
     let o = parse_options()?;
     let scheme = if o.scheme_tls { "https" } else { "http" };
@@ -187,15 +203,34 @@ fn main_inner() -> Result<(), String> {
     }
 
     println!(
-        "{:<10} {:>7} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6}",
-        "mode", "clients", "calls", "calls/s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "conns"
+        "{:<10} {:>7} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8}",
+        "mode",
+        "clients",
+        "calls",
+        "calls/s",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+        "conns",
+        "cli_cpu",
+        "srv_cpu"
     );
+    let server = o.pid.map(|p| p.to_string());
+    let per_call = |a: Option<f64>, b: Option<f64>, n: usize| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.3}", (b - a) / n as f64),
+        _ => "-".into(),
+    };
     for keep_alive in [false, true] {
         for clients in [1, o.clients] {
             let c = client(&o, keep_alive)?;
+            let cli0 = cpu_ms("self");
+            let srv0 = server.as_deref().and_then(cpu_ms);
             let (lat, wall) = run(&c, &o.ip, o.calls, clients)?;
+            let cli = per_call(cli0, cpu_ms("self"), lat.len());
+            let srv = per_call(srv0, server.as_deref().and_then(cpu_ms), lat.len());
             println!(
-                "{:<10} {:>7} {:>6} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>6}",
+                "{:<10} {:>7} {:>6} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>8} {:>8}",
                 if keep_alive { "keep-alive" } else { "new-conn" },
                 clients,
                 lat.len(),
@@ -204,7 +239,9 @@ fn main_inner() -> Result<(), String> {
                 ms(pct(&lat, 0.90)),
                 ms(pct(&lat, 0.99)),
                 ms(pct(&lat, 1.0)),
-                c.stats().opened
+                c.stats().opened,
+                cli,
+                srv
             );
         }
     }

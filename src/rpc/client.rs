@@ -528,35 +528,72 @@ impl std::fmt::Display for CallError {
     }
 }
 
+/// How far past the deadline a blocking read or write may wait: socket
+/// timeouts are relative, so they are set again only once they have drifted
+/// this much (saving two system calls per TLS record).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
+
 /// A TCP stream whose reads and writes share one deadline.
 #[derive(Debug)]
 struct Tcp {
     stream: TcpStream,
     deadline: Instant,
+    /// When the read and write timeouts were last set to the time left.
+    read_set: Option<Instant>,
+    write_set: Option<Instant>,
 }
 
 impl Tcp {
-    fn left(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
+    fn new(stream: TcpStream, deadline: Instant) -> Tcp {
+        Tcp {
+            stream,
+            deadline,
+            read_set: None,
+            write_set: None,
+        }
+    }
+
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.read_set = None;
+        self.write_set = None;
+    }
+
+    /// The time left, after bringing the socket timeout in line with it
+    /// when it has drifted by more than [`TIMEOUT_SLACK`].
+    fn arm(&mut self, write: bool) -> io::Result<()> {
+        let now = Instant::now();
+        let left = self.deadline.saturating_duration_since(now);
         if left.is_zero() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "call timed out"));
         }
-        Ok(left)
+        let set = if write {
+            &mut self.write_set
+        } else {
+            &mut self.read_set
+        };
+        if set.map_or(true, |t| now.duration_since(t) > TIMEOUT_SLACK) {
+            if write {
+                self.stream.set_write_timeout(Some(left))?;
+            } else {
+                self.stream.set_read_timeout(Some(left))?;
+            }
+            *set = Some(now);
+        }
+        Ok(())
     }
 }
 
 impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.stream.set_read_timeout(Some(left))?;
+        self.arm(false)?;
         self.stream.read(buf)
     }
 }
 
 impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.stream.set_write_timeout(Some(left))?;
+        self.arm(true)?;
         self.stream.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -638,7 +675,9 @@ impl Conn {
     /// Closes politely: a TLS close_notify, bounded by a short deadline.
     fn close(mut self) {
         let stream = self.reader.get_mut();
-        stream.tcp_mut().deadline = Instant::now() + Duration::from_millis(100);
+        stream
+            .tcp_mut()
+            .set_deadline(Instant::now() + Duration::from_millis(100));
         if let Stream::Tls(s) = stream {
             let _ = s.shutdown();
         }
@@ -887,7 +926,7 @@ impl Client {
                 }
                 None => self.connect(addr, deadline)?,
             };
-            conn.reader.get_mut().tcp_mut().deadline = deadline;
+            conn.reader.get_mut().tcp_mut().set_deadline(deadline);
             let sent = {
                 let s = conn.reader.get_mut();
                 s.write_all(&request).and_then(|()| s.flush())
@@ -957,7 +996,7 @@ impl Client {
             TcpStream::connect_timeout(&addr, limit).map_err(|e| CallError::Connect(addr, e))?;
         let _ = stream.set_nodelay(true);
         self.counters.opened.fetch_add(1, Ordering::Relaxed);
-        let tcp = Tcp { stream, deadline };
+        let tcp = Tcp::new(stream, deadline);
         let stream = match &self.tls {
             None => Stream::Plain(tcp),
             Some(connector) => {
