@@ -4,6 +4,7 @@
 //! hold.
 
 pub mod blob;
+pub mod client;
 
 use serde::Serialize;
 use serde_json::Value;
