@@ -10,7 +10,10 @@
 use std::path::{Path, PathBuf};
 
 use openssl::hash::MessageDigest;
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslMode, SslVerifyMode, SslVersion};
+use openssl::ssl::{
+    SslAcceptor, SslFiletype, SslMethod, SslMode, SslOptions, SslSessionCacheMode, SslVerifyMode,
+    SslVersion,
+};
 use openssl::x509::X509;
 
 /// Why the TLS server context could not be built.
@@ -74,6 +77,12 @@ pub fn server_acceptor(key_path: &Path, cert_path: &Path) -> Result<SslAcceptor,
     // Idle connections give their record buffers back: many kept-alive or
     // waiting connections then cost little locked memory.
     b.set_mode(SslMode::RELEASE_BUFFERS);
+    // Masters open a new connection per call and never resume sessions
+    // (2.5.2's curl and our client both turn resumption off): no session
+    // cache and no tickets, which saves a write and memory per handshake.
+    b.set_session_cache_mode(SslSessionCacheMode::OFF);
+    b.set_options(SslOptions::NO_TICKET);
+    b.set_num_tickets(0).map_err(ctx_err)?;
     b.set_verify_callback(
         SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
         move |_preverified, store| {
