@@ -220,3 +220,40 @@ fn deeply_nested_json_is_refused_and_the_daemon_keeps_serving() {
     prompt_call(port, None);
     stop(pid);
 }
+
+#[test]
+fn truncated_and_oversized_bodies_change_nothing_on_disk() {
+    let root = Root::new("truncated");
+    std::fs::create_dir_all(root.path("var/lib/ganeti/queue")).unwrap();
+    std::fs::create_dir_all(root.path("etc")).unwrap();
+    let (port, pid, _) = start(&root, false);
+    let upload = r#"["/etc/hosts", [0, "127.0.0.1 evil\n"], 33188, "root", "root", 0, 0]"#;
+    let update = r#"["/var/lib/ganeti/queue/job-1", [0, "{}"]]"#;
+    for (procedure, body) in [("upload_file", upload), ("jobqueue_update", update)] {
+        // The connection ends one byte short of the announced body.
+        let req = request(procedure, body);
+        let mut s = TcpStream::connect(addr(port)).unwrap();
+        s.write_all(&req[..req.len() - 1]).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(closed_by_daemon(&mut s, Duration::from_secs(5)));
+        // An announced length over the procedure's limit: 413, unread.
+        let huge = format!(
+            "PUT /{procedure} HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n{body}"
+        );
+        assert_eq!(raw_call(addr(port), huge.as_bytes()).status, 413);
+    }
+    assert!(!root.path("etc/hosts").exists());
+    assert!(!root.path("var/lib/ganeti/queue/job-1").exists());
+    // The same bodies, whole, do write: the refusals above were the
+    // truncation and the size, not the requests.
+    for (procedure, body) in [("upload_file", upload), ("jobqueue_update", update)] {
+        let a = raw_call(addr(port), &request(procedure, body));
+        assert_eq!(a.body, b"[true, null]\n", "{procedure}: {}", a.text());
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.path("etc/hosts")).unwrap(),
+        "127.0.0.1 evil\n"
+    );
+    assert!(root.path("var/lib/ganeti/queue/job-1").exists());
+    stop(pid);
+}
