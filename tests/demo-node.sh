@@ -37,10 +37,19 @@ GANETI_ROOTDIR=$root GANETI_HOSTNAME=node1.example.com \
 	target/release/ganeti-noded -b 127.0.0.1 -p "$port"
 echo "ganeti-noded is serving on 127.0.0.1:$port (root $root)"
 
-echo "PUT /version ->"
-curl -sS --cacert "$pem" --cert "$pem" \
-	--resolve "ganeti.example.com:$port:127.0.0.1" \
-	-X PUT --data-binary '[]' "https://ganeti.example.com:$port/version"
+# call PROCEDURE JSON-ARGS: an RPC as a master makes it, with the certificate.
+call() {
+	echo "PUT /$1 $2 ->"
+	curl -sS --cacert "$pem" --cert "$pem" \
+		--resolve "ganeti.example.com:$port:127.0.0.1" \
+		-X PUT --data-binary "$2" "https://ganeti.example.com:$port/$1"
+}
+call version '[]'
+call node_info '[null, "fake"]'
+call write_ssconf_files '[{"cluster_name": "demo.example.com"}]'
+echo "  -> $root/var/lib/ganeti/ssconf_cluster_name: $(cat "$root/var/lib/ganeti/ssconf_cluster_name")"
+call jobqueue_update '["/var/lib/ganeti/queue/../../../../etc/passwd", [0, "x"]]'
+echo
 echo "without the cluster certificate ->"
 curl -sS --cacert "$pem" --resolve "ganeti.example.com:$port:127.0.0.1" \
 	-X PUT --data-binary '[]' "https://ganeti.example.com:$port/version" 2>&1 || true
