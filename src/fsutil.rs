@@ -29,20 +29,31 @@ pub struct FileMeta {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The temporary name used next to `path`: hidden, unique in this process.
+/// The temporary name used next to `path`: hidden, with the process ID, a
+/// counter and random bytes, so a leftover of a crashed process (or of an
+/// earlier process with the same ID) never collides.
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp = format!(".{}.{}-{n}.new", name.to_string_lossy(), sys::getpid());
+    let mut random = [0u8; 4];
+    openssl::rand::rand_bytes(&mut random).map_err(io::Error::other)?;
+    let random = u32::from_le_bytes(random);
+    let temp = format!(
+        ".{}.{}-{n}-{random:08x}.new",
+        name.to_string_lossy(),
+        sys::getpid()
+    );
     Ok(dir.unwrap_or(Path::new(".")).join(temp))
 }
 
 /// Writes `data` to `path` atomically: temporary file in the same directory,
-/// owner, mode and times set, fsync, rename, fsync of the directory. On any
-/// error the temporary file is removed and `path` is untouched.
+/// owner, mode and times set, fsync, rename, fsync of the directory. On an
+/// error before the rename the temporary file is removed and `path` is
+/// untouched; an error fsyncing the directory comes after the rename, so
+/// `path` then already holds the new contents.
 pub fn write_atomic(path: &Path, data: &[u8], meta: &FileMeta) -> io::Result<()> {
     let temp = temp_path(path)?;
     let result = write_temp(&temp, data, meta).and_then(|()| std::fs::rename(&temp, path));
@@ -51,6 +62,36 @@ pub fn write_atomic(path: &Path, data: &[u8], meta: &FileMeta) -> io::Result<()>
         return result;
     }
     sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Creates `dir` and its missing ancestors with `mode` (under the umask),
+/// fsyncing the parent of each new directory, so the new entries survive a
+/// crash. Returns the directories it created, outermost first.
+pub fn create_dirs(dir: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while let Err(e) = d.symlink_metadata() {
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(e);
+        }
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => d = p,
+            _ => break,
+        }
+    }
+    let mut created = Vec::with_capacity(missing.len());
+    for d in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(mode).create(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        sync_dir(d.parent().unwrap_or(Path::new("/")))?;
+        created.push(d);
+    }
+    Ok(created)
 }
 
 fn write_temp(temp: &Path, data: &[u8], meta: &FileMeta) -> io::Result<()> {
@@ -242,6 +283,21 @@ mod tests {
         assert!(write_atomic(&sub, b"data", &FileMeta::default()).is_err());
         assert_eq!(std::fs::read(&f).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn create_dirs_makes_only_the_missing_ones() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("mkdirs");
+        let deep = d.join("a/b/c");
+        let made = create_dirs(&deep, 0o700).unwrap();
+        assert_eq!(made, [d.join("a"), d.join("a/b"), deep.clone()]);
+        let mode = std::fs::metadata(&deep).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0);
+        assert!(create_dirs(&deep, 0o700).unwrap().is_empty());
+        std::fs::write(d.join("file"), b"").unwrap();
+        assert!(create_dirs(&d.join("file/x"), 0o700).is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }
 

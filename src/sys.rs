@@ -522,7 +522,10 @@ pub fn connect_timeout(fd: &OwnedFd, addr: &SocketAddr, timeout: Duration) -> io
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err(e),
     }
-    let deadline = Instant::now() + timeout;
+    // A timeout too large for the clock means no limit in practice.
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365 * 100));
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         // Round up, so that a sub-millisecond rest does not spin.

@@ -625,7 +625,7 @@ fn node_verify_net_checks_and_ssh_failures() {
 fn body_limits() {
     let node = Node::start("limits");
     const SMALL: usize = 64 * 1024;
-    const VERIFY: usize = 1024 * 1024;
+    const VERIFY: usize = 16 * 1024 * 1024;
     let padded = |json: &str, len: usize| format!("{json}{}", " ".repeat(len - json.len()));
     assert_eq!(
         node.raw("node_info", &padded("[null, null]", SMALL)).status,

@@ -202,8 +202,16 @@ fn safe_write(path: &Path, wire: &str, data: &[u8], meta: &FileMeta) -> std::io:
         return Err(std::io::Error::other("File already locked"));
     }
     let result = fsutil::write_atomic(path, data, meta);
+    // Remove the empty file this call created for the lock, but only while
+    // it is still there: after the rename (a failed directory fsync) the
+    // path holds the new contents.
     if result.is_err() && !existed {
-        let _ = std::fs::remove_file(path);
+        use std::os::unix::fs::MetadataExt;
+        let ours = file.metadata().map(|m| (m.dev(), m.ino())).ok();
+        let now = path.symlink_metadata().map(|m| (m.dev(), m.ino())).ok();
+        if ours.is_some() && ours == now {
+            let _ = std::fs::remove_file(path);
+        }
     }
     drop(file);
     result

@@ -21,7 +21,6 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -123,6 +122,12 @@ fn look(path: &Path) -> io::Result<Found> {
     }
 }
 
+/// Fsyncs the directory holding `path`, so a removal or rename in it is
+/// durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    fsutil::sync_dir(path.parent().unwrap_or(Path::new("/")))
+}
+
 /// `file_storage_dir_create [dir]`: `makedirs(dir, 0750)` unless it is
 /// there.
 fn file_storage_dir_create(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
@@ -142,11 +147,7 @@ fn file_storage_dir_create(ctx: &Context, body: &[u8]) -> Result<Value, RpcError
             dir.wire
         ))),
         Found::Nothing => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(&dir.local)
-                .map_err(cannot)?;
+            fsutil::create_dirs(&dir.local, DIR_MODE).map_err(cannot)?;
             Ok(Value::Null)
         }
     }
@@ -171,6 +172,7 @@ fn file_storage_dir_remove(ctx: &Context, body: &[u8]) -> Result<Value, RpcError
         ))),
         Found::Directory => {
             std::fs::remove_dir(&dir.local).map_err(cannot)?;
+            sync_parent(&dir.local).map_err(cannot)?;
             Ok(Value::Null)
         }
     }
@@ -194,6 +196,8 @@ fn file_storage_dir_rename(ctx: &Context, body: &[u8]) -> Result<Value, RpcError
     match (new_found, old_found) {
         (Found::Nothing, Found::Directory) => {
             std::fs::rename(&old.local, &new.local).map_err(io_cannot)?;
+            sync_parent(&old.local).map_err(io_cannot)?;
+            sync_parent(&new.local).map_err(io_cannot)?;
             Ok(Value::Null)
         }
         (Found::Nothing, _) => Err(RpcError::Failed(format!(

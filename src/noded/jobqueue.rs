@@ -22,7 +22,7 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -356,28 +356,15 @@ fn rename_job_file(ctx: &Context, old: &QueueFile, new: &QueueFile) -> Result<()
 /// by the masterd user (2.5.2: `makedirs`). The caller checked that the
 /// nearest existing one is inside the queue.
 fn make_queue_dirs(paths: &Paths, dir: &Path) -> Result<(), RpcError> {
-    let mut missing = Vec::new();
-    let mut d = dir;
-    while let Err(e) = d.symlink_metadata() {
-        if e.kind() != io::ErrorKind::NotFound {
-            break;
-        }
-        missing.push(d);
-        match d.parent() {
-            Some(p) => d = p,
-            None => break,
-        }
-    }
-    for d in missing.into_iter().rev() {
-        let failed = |e: io::Error| backend(os_error_text(&e, Some(&paths.to_wire(d))));
-        match std::fs::DirBuilder::new().mode(DIR_MODE).create(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(failed(e)),
-        }
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(DIR_MODE)).map_err(failed)?;
+    let failed = |d: &Path, e: io::Error| backend(os_error_text(&e, Some(&paths.to_wire(d))));
+    // Each new directory's parent is fsynced, so a job renamed into a new
+    // archive directory cannot vanish in a crash.
+    let created = fsutil::create_dirs(dir, DIR_MODE).map_err(|e| failed(dir, e))?;
+    for d in &created {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(DIR_MODE))
+            .map_err(|e| failed(d, e))?;
         std::os::unix::fs::chown(d, Some(MASTERD_OWNER.0), Some(MASTERD_OWNER.1))
-            .map_err(failed)?;
+            .map_err(|e| failed(d, e))?;
     }
     Ok(())
 }

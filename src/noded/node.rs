@@ -29,9 +29,11 @@ use crate::fsutil::{self, FileMeta};
 use crate::hypervisor;
 
 /// `node_verify` carries the file list, every node name (twice) and every
-/// node's two addresses: about 300 bytes a node, so 1 MiB is well above the
-/// largest Ganeti cluster while bounding what a worker holds.
-const VERIFY_BODY: usize = 1024 * 1024;
+/// node's two addresses (about 300 bytes a node), and with `hvparms` a
+/// filled hypervisor parameter dict (1-2 KiB) for every instance that has
+/// its own parameters: 16 MiB covers thousands of instances; the server's
+/// body budget bounds what all workers hold together.
+const VERIFY_BODY: usize = 16 * 1024 * 1024;
 /// Longest hosts file we rewrite.
 const MAX_HOSTS_FILE: u64 = 16 * 1024 * 1024;
 /// How long `vgs` may take.
