@@ -93,7 +93,8 @@ pub fn server_acceptor(key_path: &Path, cert_path: &Path) -> Result<SslAcceptor,
                 .and_then(digest)
                 .is_some_and(|d| d == own);
             if !ok {
-                log::warn!("Refusing a client certificate that is not the cluster certificate");
+                // The failed handshake is logged (rate-limited) by the server.
+                log::debug!("Refusing a client certificate that is not the cluster certificate");
             }
             ok
         },

@@ -162,22 +162,61 @@ fn pipelined_requests_are_answered_in_order() {
     stop(pid);
 }
 
+/// A connection to the daemon from the local address `source`.
+fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
+    let ip = std::net::IpAddr::from(source);
+    let fd = ganeti::sys::tcp_socket(&ip).unwrap();
+    ganeti::sys::bind(&fd, &SocketAddr::new(ip, 0)).unwrap();
+    ganeti::sys::connect_timeout(&fd, &addr(port), Duration::from_secs(5)).unwrap();
+    let s = TcpStream::from(fd);
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
 #[test]
-fn past_the_connection_cap_the_oldest_idle_connection_makes_room() {
+fn past_the_connection_cap_unauthenticated_connections_make_room() {
     let root = Root::new("cap");
-    let (port, pid, _) = start(&root, false);
-    // ganeti-noded keeps at most 256 connections open.
-    let mut idle: Vec<TcpStream> = (0..300)
-        .map(|_| TcpStream::connect(addr(port)).unwrap())
+    let (port, pid, cert) = start(&root, true);
+    let cert = cert.unwrap();
+    // The master's kept-alive connection, authenticated by its handshake.
+    let mut master = tls_connect(addr(port), &cert, Some(&cert)).unwrap();
+    master.write_all(&request("version", "[]")).unwrap();
+    assert_eq!(read_answer(&mut master).status, 200);
+    // ganeti-noded keeps at most 256 connections open: 300 that never
+    // start a handshake, from ten addresses (30 each, under the per-address
+    // limit).
+    let mut flood: Vec<TcpStream> = (0..300u16)
+        .map(|i| connect_from([127, 0, 0, 10 + (i % 10) as u8], port))
         .collect();
-    prompt_call(port, None);
-    // The first ones were closed to make room; the newest are still open.
-    assert!(closed_by_daemon(&mut idle[0], Duration::from_secs(2)));
-    let last = idle.len() - 1;
+    prompt_call(port, Some(&cert));
+    // The oldest unauthenticated ones were closed to make room; the newest
+    // are open, and so is the master's connection.
+    assert!(closed_by_daemon(&mut flood[0], Duration::from_secs(2)));
+    let last = flood.len() - 1;
     assert!(!closed_by_daemon(
-        &mut idle[last],
+        &mut flood[last],
         Duration::from_millis(200)
     ));
+    master.write_all(&request("version", "[]")).unwrap();
+    assert_eq!(read_answer(&mut master).body, b"[true, 2050000]\n");
+    stop(pid);
+}
+
+#[test]
+fn one_address_cannot_hold_more_than_32_unauthenticated_connections() {
+    let root = Root::new("perpeer");
+    let (port, pid, cert) = start(&root, true);
+    let cert = cert.unwrap();
+    let mut conns: Vec<TcpStream> = (0..40)
+        .map(|_| connect_from([127, 0, 0, 30], port))
+        .collect();
+    // The first 32 wait for their handshake; the rest are closed at once.
+    for (i, c) in conns.iter_mut().enumerate() {
+        let closed = closed_by_daemon(c, Duration::from_millis(if i < 32 { 50 } else { 2000 }));
+        assert_eq!(closed, i >= 32, "connection {i}");
+    }
+    // Other addresses are served meanwhile.
+    prompt_call(port, Some(&cert));
     stop(pid);
 }
 
@@ -255,5 +294,32 @@ fn truncated_and_oversized_bodies_change_nothing_on_disk() {
         "127.0.0.1 evil\n"
     );
     assert!(root.path("var/lib/ganeti/queue/job-1").exists());
+    stop(pid);
+}
+
+#[test]
+fn a_client_still_sending_its_body_after_a_refusal_can_finish_and_read_it() {
+    let root = Root::new("linger");
+    let (port, pid, _) = start(&root, false);
+    // upload_file takes at most 8 MiB; the client announces 9 MiB, and (as
+    // curl does) goes on sending while the refusal is already on its way.
+    let mut s = TcpStream::connect(addr(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"PUT /upload_file HTTP/1.1\r\nHost: x\r\nContent-Length: 9437184\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The daemon reads and drops the rest for a second instead of closing
+    // at once, which would reset the connection under the client's writes.
+    let chunk = vec![b' '; 64 * 1024];
+    for i in 0..32 {
+        if let Err(e) = s.write_all(&chunk) {
+            panic!("write {i} after the refusal failed: {e}");
+        }
+    }
+    let a = read_answer(&mut s);
+    assert_eq!(a.status, 413);
+    assert!(a.text().contains("over the limit"), "{}", a.text());
+    assert!(closed_by_daemon(&mut s, Duration::from_secs(3)));
+    prompt_call(port, None);
     stop(pid);
 }

@@ -43,7 +43,7 @@ use crate::sys;
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a kept-alive connection may wait for its next request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Budget for each write of an answer (a client that does not read its
+/// Budget for writing one answer, in all (a client that does not read its
 /// answer holds a worker this long at most).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Listen backlog, as 2.5.2.
@@ -54,6 +54,21 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Most request-body bytes held by all connections together. A request
 /// whose body would go past it is answered 503 before it is read.
 pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
+/// Most connections one address may have open before its TLS handshake
+/// (or, without TLS, its first request) is done: a client without the
+/// cluster certificate cannot take all the room.
+pub const MAX_UNAUTHENTICATED_PER_PEER: usize = 32;
+/// After refusing a request, how long the rest of what the client sends is
+/// read and thrown away, so that closing does not reset the connection
+/// before the client has read the refusal (2.5.2's `CLOSE_TIMEOUT`).
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most requests answered on one connection before it goes to the back of
+/// the queue, so a client pipelining without end cannot keep a worker.
+const MAX_REQUESTS_PER_TURN: usize = 8;
+/// How often the same kind of warning about clients is logged: failed
+/// handshakes and refused connections are counted in between, so a flood
+/// cannot fill the log.
+const WARNING_INTERVAL: Duration = Duration::from_secs(60);
 /// Most bytes taken from a socket in one read.
 const READ_CHUNK: usize = 16 * 1024;
 /// A buffer bigger than this is given back once its request is done.
@@ -111,6 +126,12 @@ struct Conn {
     want_write: bool,
     /// Answered at least one request and waiting for the next.
     between_requests: bool,
+    /// The TLS handshake (client certificate included) succeeded; without
+    /// TLS, a request was answered.
+    authenticated: bool,
+    /// A request was refused: what the client still sends is read and
+    /// dropped until it closes or [`LINGER_TIMEOUT`] passes.
+    closing: bool,
     counters: Arc<Counters>,
 }
 
@@ -128,6 +149,8 @@ impl Conn {
             opened: now,
             want_write: false,
             between_requests: false,
+            authenticated: false,
+            closing: false,
             counters: Arc::clone(counters),
         }
     }
@@ -177,6 +200,37 @@ struct Shared {
     finished: AtomicBool,
     /// Per worker: the socket of the request it is answering, to abort it.
     busy: Vec<Mutex<Option<TcpStream>>>,
+    /// Warnings about failed handshakes and refused connections.
+    client_warnings: Throttle,
+}
+
+/// Logs a kind of warning at most once per [`WARNING_INTERVAL`], with the
+/// number of occurrences in between.
+#[derive(Debug, Default)]
+struct Throttle {
+    /// When the last warning was logged, and how many were not logged since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttle {
+    fn warn(&self, msg: std::fmt::Arguments<'_>) {
+        let mut st = lock(&self.state);
+        let now = Instant::now();
+        if st
+            .0
+            .is_some_and(|t| now.duration_since(t) < WARNING_INTERVAL)
+        {
+            st.1 += 1;
+            log::debug!("{msg}");
+            return;
+        }
+        if st.1 > 0 {
+            log::warn!("{msg} ({} more such events in the last minute)", st.1);
+        } else {
+            log::warn!("{msg}");
+        }
+        *st = (Some(now), 0);
+    }
 }
 
 impl Shared {
@@ -228,6 +282,7 @@ impl Server {
             abort: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             busy: (0..max_clients).map(|_| Mutex::new(None)).collect(),
+            client_warnings: Throttle::default(),
         });
         let mut workers = Vec::with_capacity(max_clients);
         for id in 0..max_clients {
@@ -317,7 +372,7 @@ fn dispatch(shared: &Shared, listener: TcpListener, wake_rx: UnixStream) {
             if c.deadline > now {
                 return true;
             }
-            if !c.idle() || !c.between_requests {
+            if !c.closing && (!c.idle() || !c.between_requests) {
                 log::info!(
                     "Closing the connection from {}: request not received in time",
                     c.peer
@@ -415,21 +470,39 @@ fn accept_all(shared: &Shared, listener: &TcpListener, parked: &mut Vec<Conn>) -
             log::warn!("Cannot set up the connection from {peer}: {e}");
             continue;
         }
+        let unauthenticated = parked
+            .iter()
+            .filter(|c| !c.authenticated && c.peer.ip() == peer.ip())
+            .count();
+        if unauthenticated >= MAX_UNAUTHENTICATED_PER_PEER {
+            shared.client_warnings.warn(format_args!(
+                "Refusing a connection from {}: {MAX_UNAUTHENTICATED_PER_PEER} of its \
+                 connections have not completed a handshake",
+                peer.ip()
+            ));
+            continue;
+        }
         if shared.counters.open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-            // Make room by closing the oldest waiting connection, an idle
-            // one if there is one.
+            // Make room: the oldest connection that has not authenticated,
+            // else the oldest authenticated one waiting for a request.
             let victim = parked
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, c)| (!c.idle(), c.opened))
+                .filter(|(_, c)| !c.authenticated || c.idle())
+                .min_by_key(|(_, c)| (c.authenticated, c.opened))
                 .map(|(i, _)| i);
             match victim {
                 Some(i) => {
                     let c = parked.swap_remove(i);
-                    log::warn!("Too many connections: closing the one from {}", c.peer);
+                    shared.client_warnings.warn(format_args!(
+                        "Too many connections: closing the one from {}",
+                        c.peer
+                    ));
                 }
                 None => {
-                    log::warn!("Too many connections: refusing {peer}");
+                    shared
+                        .client_warnings
+                        .warn(format_args!("Too many connections: refusing {peer}"));
                     continue;
                 }
             }
@@ -458,9 +531,16 @@ fn worker(shared: &Shared, id: usize) {
         {
             continue;
         }
-        if let Some(conn) = advance(shared, id, conn) {
-            lock(&shared.returned).push(conn);
-            shared.wake();
+        match advance(shared, id, conn) {
+            Next::Park(conn) => {
+                lock(&shared.returned).push(conn);
+                shared.wake();
+            }
+            Next::Requeue(conn) => {
+                lock(&shared.ready).push_back(conn);
+                shared.ready_cv.notify_one();
+            }
+            Next::Done => {}
         }
     }
 }
@@ -479,27 +559,50 @@ enum Got {
 
 /// Works on a connection until it would block. Returns it when it must
 /// wait for its socket, `None` when it is done with.
-fn advance(shared: &Shared, id: usize, mut conn: Conn) -> Option<Conn> {
+fn advance(shared: &Shared, id: usize, mut conn: Conn) -> Next {
+    let mut answered = 0;
     loop {
-        let stream = conn.stream.take()?;
+        if conn.closing {
+            return drain(conn);
+        }
+        let Some(stream) = conn.stream.take() else {
+            return Next::Done;
+        };
         let stream = match stream {
             Stream::Fresh(tcp) => match &shared.tls {
-                None => Stream::Plain(tcp),
-                Some(acceptor) => handshake_step(acceptor.accept(tcp), &mut conn)?,
+                None => Some(Stream::Plain(tcp)),
+                Some(acceptor) => handshake_step(shared, acceptor.accept(tcp), &mut conn),
             },
-            Stream::Handshake(mid) => handshake_step(mid.handshake(), &mut conn)?,
-            established => established,
+            Stream::Handshake(mid) => handshake_step(shared, mid.handshake(), &mut conn),
+            established => Some(established),
         };
-        if let Stream::Handshake(_) = stream {
-            conn.stream = Some(stream);
-            return Some(conn);
+        match stream {
+            None => return Next::Done,
+            Some(s @ Stream::Handshake(_)) => {
+                conn.stream = Some(s);
+                return Next::Park(conn);
+            }
+            Some(s) => {
+                if let Stream::Tls(_) = s {
+                    conn.authenticated = true;
+                }
+                conn.stream = Some(s);
+            }
         }
-        conn.stream = Some(stream);
 
         match serve_buffered(shared, id, &mut conn) {
             Step::NeedBytes => {}
-            Step::Again => continue,
-            Step::Close => return None,
+            Step::Again => {
+                conn.authenticated = true;
+                answered += 1;
+                if answered >= MAX_REQUESTS_PER_TURN && !conn.buf.is_empty() {
+                    // More pipelined requests: let others have a turn.
+                    return Next::Requeue(conn);
+                }
+                continue;
+            }
+            Step::Close => return Next::Done,
+            Step::Linger => return linger(conn),
         }
         let was_idle = conn.idle();
         match read_some(&mut conn) {
@@ -511,7 +614,7 @@ fn advance(shared: &Shared, id: usize, mut conn: Conn) -> Option<Conn> {
             }
             Got::Wait { write } => {
                 conn.want_write = write;
-                return Some(conn);
+                return Next::Park(conn);
             }
             Got::Closed => {
                 if !conn.idle() {
@@ -520,12 +623,58 @@ fn advance(shared: &Shared, id: usize, mut conn: Conn) -> Option<Conn> {
                         conn.peer
                     );
                 }
-                return None;
+                return Next::Done;
             }
             Got::Failed(e) => {
                 log::info!("Connection from {} failed: {e}", conn.peer);
-                return None;
+                return Next::Done;
             }
+        }
+    }
+}
+
+/// Where a connection goes after a worker's turn.
+enum Next {
+    /// Wait in the dispatcher for its socket.
+    Park(Conn),
+    /// Complete requests are buffered: back of the workers' queue.
+    Requeue(Conn),
+    Done,
+}
+
+/// Starts the lingering close after a refusal: no more answers, the write
+/// side shut (TLS close_notify first), and what the client still sends read
+/// and dropped for up to [`LINGER_TIMEOUT`].
+fn linger(mut conn: Conn) -> Next {
+    if let Some(Stream::Tls(tls)) = conn.stream.as_mut() {
+        let _ = tls.shutdown();
+    }
+    if let Some(s) = conn.stream.as_ref() {
+        let _ = s.tcp().shutdown(Shutdown::Write);
+    }
+    conn.closing = true;
+    conn.pending = None;
+    conn.buf = Vec::new();
+    conn.release_body();
+    conn.want_write = false;
+    conn.deadline = Instant::now() + LINGER_TIMEOUT;
+    drain(conn)
+}
+
+/// Reads and drops what a closing connection's client sends; done at the
+/// end of its data.
+fn drain(conn: Conn) -> Next {
+    let Some(tcp) = conn.stream.as_ref().map(Stream::tcp) else {
+        return Next::Done;
+    };
+    let mut sink = [0u8; 4096];
+    loop {
+        match (&mut &*tcp).read(&mut sink) {
+            Ok(0) => return Next::Done,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Park(conn),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Next::Done,
         }
     }
 }
@@ -534,6 +683,7 @@ fn advance(shared: &Shared, id: usize, mut conn: Conn) -> Option<Conn> {
 /// parked mid-handshake (`Some(Stream::Handshake)`), or `None` when it
 /// failed (logged).
 fn handshake_step(
+    shared: &Shared,
     r: Result<SslStream<TcpStream>, HandshakeError<TcpStream>>,
     conn: &mut Conn,
 ) -> Option<Stream> {
@@ -544,7 +694,11 @@ fn handshake_step(
             Some(Stream::Handshake(mid))
         }
         Err(HandshakeError::Failure(mid)) => {
-            log::warn!("TLS handshake with {} failed: {}", conn.peer, mid.error());
+            shared.client_warnings.warn(format_args!(
+                "TLS handshake with {} failed: {}",
+                conn.peer,
+                mid.error()
+            ));
             None
         }
         Err(HandshakeError::SetupFailure(e)) => {
@@ -605,6 +759,8 @@ enum Step {
     /// A request was answered and the connection stays open: look again.
     Again,
     Close,
+    /// A request was refused: close after a lingering read.
+    Linger,
 }
 
 /// Answers the request in the buffer if it is complete; refuses a bad one.
@@ -696,7 +852,7 @@ fn accept_head(
         log_request(conn.peer, &head, 404);
         let page = http::error_page(404, "Not Found", "Not Found.");
         let _ = respond(conn, 404, "Not Found", "text/html", &page, false);
-        return Err(Step::Close);
+        return Err(Step::Linger);
     };
     let body_len = match head.content_length {
         None => return Err(refuse(conn, Some(&head), &HttpError::LengthRequired)),
@@ -720,7 +876,7 @@ fn accept_head(
             "Too many request bodies being received; try again.",
         );
         let _ = respond(conn, 503, "Service Unavailable", "text/html", &page, false);
-        return Err(Step::Close);
+        return Err(Step::Linger);
     }
     conn.reserved = body_len;
     Ok(Pending {
@@ -744,7 +900,7 @@ fn refuse(conn: &mut Conn, head: Option<&Head>, e: &HttpError) -> Step {
     }
     let page = http::error_page(status, reason, &e.to_string());
     let _ = respond(conn, status, reason, "text/html", &page, false);
-    Step::Close
+    Step::Linger
 }
 
 /// Runs one procedure; panics become an error answer, not a dead worker.
@@ -791,21 +947,93 @@ fn respond(
     write_blocking(conn, &out)
 }
 
-/// Writes all of `data`, waiting up to [`WRITE_TIMEOUT`] for each write.
+/// Writes all of `data` within [`WRITE_TIMEOUT`] in all, on the
+/// non-blocking socket: a client that reads its answer a byte at a time
+/// cannot keep the worker longer.
 fn write_blocking(conn: &mut Conn, data: &[u8]) -> io::Result<()> {
     let stream = conn
         .stream
         .as_mut()
         .ok_or_else(|| io::Error::other("connection not established"))?;
-    let tcp = stream.tcp();
-    tcp.set_nonblocking(false)?;
-    tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    tcp.set_read_timeout(Some(WRITE_TIMEOUT))?;
-    let r = match stream {
-        Stream::Plain(t) => t.write_all(data).and_then(|()| t.flush()),
-        Stream::Tls(t) => t.write_all(data).and_then(|()| t.flush()),
-        _ => Err(io::Error::other("connection not established")),
-    };
-    stream.tcp().set_nonblocking(true)?;
-    r
+    write_all_until(stream, data, Instant::now() + WRITE_TIMEOUT)
+}
+
+fn write_all_until(stream: &mut Stream, data: &[u8], deadline: Instant) -> io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        let wait_for = match stream {
+            Stream::Plain(t) => match t.write(&data[done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => sys::POLL_OUT,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            },
+            Stream::Tls(t) => match t.ssl_write(&data[done..]) {
+                Ok(n) => {
+                    done += n;
+                    continue;
+                }
+                Err(e) if e.code() == ErrorCode::WANT_WRITE => sys::POLL_OUT,
+                Err(e) if e.code() == ErrorCode::WANT_READ => sys::POLL_IN,
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            },
+            _ => return Err(io::Error::other("connection not established")),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not take the answer in time",
+            ));
+        }
+        let mut fds = [sys::poll_fd(stream.tcp().as_raw_fd(), wait_for)];
+        sys::poll(&mut fds, Some(left))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_client_that_does_not_read_cannot_hold_a_write_past_its_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut stream = Stream::Plain(server);
+        // Far more than the socket buffers hold; the client never reads.
+        let data = vec![b'x'; 64 * 1024 * 1024];
+        let started = Instant::now();
+        let e =
+            write_all_until(&mut stream, &data, started + Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5));
+        drop(client);
+    }
+
+    #[test]
+    fn a_reading_client_gets_everything() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).unwrap();
+            got.len()
+        });
+        let mut stream = Stream::Plain(server);
+        let data = vec![b'y'; 8 * 1024 * 1024];
+        write_all_until(&mut stream, &data, Instant::now() + Duration::from_secs(30)).unwrap();
+        drop(stream);
+        assert_eq!(reader.join().unwrap(), data.len());
+    }
 }
