@@ -14,7 +14,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
@@ -28,12 +27,14 @@ use serde_json::{json, Value};
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/samples/ganeti-2.5.2");
 const SECS: Duration = Duration::from_secs(15);
 
-/// A node daemon serving TLS in its own root.
-struct Node {
-    root: Root,
-    port: u16,
-    pid: i32,
-    cert: PathBuf,
+/// A node daemon serving TLS in its own root (tests/common's `TlsNode`).
+struct Node(TlsNode);
+
+impl std::ops::Deref for Node {
+    type Target = TlsNode;
+    fn deref(&self) -> &TlsNode {
+        &self.0
+    }
 }
 
 impl Node {
@@ -42,46 +43,11 @@ impl Node {
     }
 
     fn start_with(tag: &str, env: &[(&str, &Path)]) -> Node {
-        let root = Root::new(tag);
-        let cert = root.install_cert(&self_signed_pem("ganeti.example.com"));
-        // The client keeps its own copy: node_leave_cluster deletes server.pem.
-        let client_cert = root.dir.join("client.pem");
-        std::fs::copy(&cert, &client_cert).unwrap();
-        let port = free_port();
-        let mut cmd = root.command(NODED);
-        cmd.env_remove("GANETI_SBINDIR")
-            .args(["-b", "127.0.0.1", "-p", &port.to_string()]);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pid = root.noded_pid().expect("pid file");
-        Node {
-            root,
-            port,
-            pid,
-            cert: client_cert,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        Node(TlsNode::start(Root::new(tag), env))
     }
 
     fn path(&self, rel: &str) -> PathBuf {
         self.root.path(rel)
-    }
-
-    /// Sends raw bytes over TLS and reads one answer.
-    fn send(&self, raw: &[u8]) -> Answer {
-        let mut s = tls_connect(self.addr(), &self.cert, Some(&self.cert)).unwrap();
-        s.write_all(raw).unwrap();
-        read_answer(&mut s)
     }
 
     /// Calls a procedure; the answer must be HTTP 200 with a JSON body.

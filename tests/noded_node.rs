@@ -6,64 +6,29 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use common::*;
 
-/// A TLS node daemon in its own root, named node1.example.com.
-struct Node {
-    root: Root,
-    port: u16,
-    pid: i32,
-    cert: PathBuf,
+/// A TLS node daemon in its own root, named node1.example.com
+/// (tests/common's `TlsNode`).
+struct Node(TlsNode);
+
+impl std::ops::Deref for Node {
+    type Target = TlsNode;
+    fn deref(&self) -> &TlsNode {
+        &self.0
+    }
 }
 
 impl Node {
     fn start(tag: &str) -> Node {
-        let root = Root::new(tag);
-        let cert = root.install_cert(&self_signed_pem("ganeti.example.com"));
-        let port = free_port();
-        let p = port.to_string();
-        let out = root.start_noded(&["-b", "127.0.0.1", "-p", &p]);
-        assert!(
-            out.status.success(),
-            "start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pid = root.noded_pid().expect("pid file");
-        Node {
-            root,
-            port,
-            pid,
-            cert,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// One request over TLS with the cluster certificate; the raw answer.
-    fn raw(&self, procedure: &str, body: &str) -> Answer {
-        let mut s = tls_connect(self.addr(), &self.cert, Some(&self.cert)).unwrap();
-        s.write_all(&request(procedure, body)).unwrap();
-        read_answer(&mut s)
-    }
-
-    /// The status for a request that announces a `len`-byte body and
-    /// sends none (the daemon refuses it from the head).
-    fn announced(&self, procedure: &str, len: usize) -> u16 {
-        let mut s = tls_connect(self.addr(), &self.cert, Some(&self.cert)).unwrap();
-        let head =
-            format!("PUT /{procedure} HTTP/1.1\r\nHost: node\r\nContent-Length: {len}\r\n\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        read_answer(&mut s).status
+        Node(TlsNode::start(Root::new(tag), &[]))
     }
 
     /// One call; the `[success, payload]` answer.

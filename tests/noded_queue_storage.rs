@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,16 +38,18 @@ const NOT_UNDER: &str = "is not under base file storage directory '/srv/ganeti/f
 /// A node daemon with TLS in its own root, with the queue (ensure-dirs
 /// modes), the file storage ssconf keys and a directory `outside` that no
 /// call may ever touch.
-struct Node {
-    root: Root,
-    port: u16,
-    cert: PathBuf,
+struct Node(TlsNode);
+
+impl std::ops::Deref for Node {
+    type Target = TlsNode;
+    fn deref(&self) -> &TlsNode {
+        &self.0
+    }
 }
 
 impl Node {
     fn start(tag: &str) -> Node {
         let root = Root::new(tag);
-        let cert = root.install_cert(&self_signed_pem("ganeti.example.com"));
         for dir in ["var/lib/ganeti/queue", "var/lib/ganeti/queue/archive"] {
             std::fs::create_dir_all(root.path(dir)).unwrap();
             std::fs::set_permissions(root.path(dir), std::fs::Permissions::from_mode(0o700))
@@ -63,26 +64,12 @@ impl Node {
             "shared_file_storage_dir",
             "/srv/ganeti/shared-file-storage",
         );
-        let port = free_port();
-        let p = port.to_string();
-        let out = root.start_noded(&["-b", "127.0.0.1", "-p", &p]);
-        assert!(
-            out.status.success(),
-            "start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Node { root, port, cert }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        Node(TlsNode::start(root, &[]))
     }
 
     /// Calls a procedure with a raw body; returns the HTTP body text.
     fn call(&self, procedure: &str, body: &str) -> String {
-        let mut s = tls_connect(self.addr(), &self.cert, Some(&self.cert)).unwrap();
-        s.write_all(&request(procedure, body)).unwrap();
-        let a = read_answer(&mut s);
+        let a = self.raw(procedure, body);
         assert_eq!(a.status, 200, "{procedure}: {}", a.text());
         a.text()
     }
@@ -100,16 +87,6 @@ impl Node {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v[0], json!(false), "{procedure} {body} must fail: {text}");
         v[1].as_str().unwrap().to_string()
-    }
-
-    /// The HTTP status for a body of `len` bytes (only the head is sent: the
-    /// limit is checked before the body is read).
-    fn status_for_length(&self, procedure: &str, len: usize) -> u16 {
-        let mut s = tls_connect(self.addr(), &self.cert, Some(&self.cert)).unwrap();
-        let head =
-            format!("PUT /{procedure} HTTP/1.1\r\nHost: node\r\nContent-Length: {len}\r\n\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        read_answer(&mut s).status
     }
 
     fn queue(&self, rel: &str) -> PathBuf {
@@ -384,15 +361,9 @@ fn update_limits_the_decoded_size_and_the_body() {
     // Body limits: update holds a job file of the largest size that does
     // not compress; rename a long list; purge is small.
     let update_body = MAX_JOB_FILE / 3 * 4 + 64 * 1024;
-    assert_eq!(
-        node.status_for_length("jobqueue_update", update_body + 1),
-        413
-    );
-    assert_eq!(
-        node.status_for_length("jobqueue_rename", 1024 * 1024 + 1),
-        413
-    );
-    assert_eq!(node.status_for_length("jobqueue_purge", 64 * 1024 + 1), 413);
+    assert_eq!(node.announced("jobqueue_update", update_body + 1), 413);
+    assert_eq!(node.announced("jobqueue_rename", 1024 * 1024 + 1), 413);
+    assert_eq!(node.announced("jobqueue_purge", 64 * 1024 + 1), 413);
 }
 
 #[test]
@@ -1019,7 +990,7 @@ fn storage_refuses_hostile_paths_without_touching_the_disk() {
     }
     assert_eq!(node.snapshot(), before, "hostile input changed the disk");
     assert_eq!(
-        node.status_for_length("file_storage_dir_create", 64 * 1024 + 1),
+        node.announced("file_storage_dir_create", 64 * 1024 + 1),
         413
     );
 }

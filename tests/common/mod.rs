@@ -263,3 +263,67 @@ pub fn tls_connect(
     cfg.set_use_server_name_indication(false);
     cfg.connect("unused", tcp).map_err(|e| e.to_string())
 }
+
+/// A node daemon serving TLS on 127.0.0.1 in its own root, with a fresh
+/// cluster certificate. The client keeps its own copy of the certificate,
+/// since node_leave_cluster deletes server.pem.
+pub struct TlsNode {
+    pub root: Root,
+    pub port: u16,
+    pub pid: i32,
+    pub cert: PathBuf,
+}
+
+impl TlsNode {
+    /// Starts the daemon in `root` (prepared by the caller) with `env`
+    /// added to its environment.
+    pub fn start(root: Root, env: &[(&str, &Path)]) -> TlsNode {
+        let cert = root.install_cert(&self_signed_pem("ganeti.example.com"));
+        let client_cert = root.dir.join("client.pem");
+        std::fs::copy(&cert, &client_cert).unwrap();
+        let port = free_port();
+        let mut cmd = root.command(NODED);
+        cmd.env_remove("GANETI_SBINDIR")
+            .args(["-b", "127.0.0.1", "-p", &port.to_string()]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid = root.noded_pid().expect("pid file");
+        TlsNode {
+            root,
+            port,
+            pid,
+            cert: client_cert,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Sends raw bytes over TLS with the cluster certificate; one answer.
+    pub fn send(&self, raw: &[u8]) -> Answer {
+        let mut s = tls_connect(self.addr(), &self.cert, Some(&self.cert)).unwrap();
+        s.write_all(raw).unwrap();
+        read_answer(&mut s)
+    }
+
+    /// One `PUT /<procedure>` with a JSON body; the raw answer.
+    pub fn raw(&self, procedure: &str, body: &str) -> Answer {
+        self.send(&request(procedure, body))
+    }
+
+    /// The status for a request that announces a `len`-byte body and sends
+    /// none (the daemon refuses it from the head).
+    pub fn announced(&self, procedure: &str, len: usize) -> u16 {
+        let head =
+            format!("PUT /{procedure} HTTP/1.1\r\nHost: node\r\nContent-Length: {len}\r\n\r\n");
+        self.send(head.as_bytes()).status
+    }
+}
