@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::{backend, decode, os_error_text, Context, Procedure, RpcError, SMALL_BODY};
+use super::{
+    backend, clean_directory, decode, os_error_text, Context, Procedure, RpcError, SMALL_BODY,
+};
 use crate::fsutil::{self, FileLock, FileMeta};
 use crate::paths::Paths;
 use crate::rpc::blob;
@@ -375,36 +377,13 @@ fn jobqueue_purge(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     let _: IgnoredAny = decode(body)?;
     with_queue_lock(ctx, || {
         let queue = ctx.paths.queue_dir();
-        remove_visible_files(&ctx.paths, &queue, Some(LOCK_FILE))?;
-        remove_visible_files(&ctx.paths, &queue.join(ARCHIVE_DIR), None)?;
+        clean_directory(&ctx.paths, &queue, Some(LOCK_FILE))?;
+        clean_directory(&ctx.paths, &queue.join(ARCHIVE_DIR), None)?;
         Ok(Value::Null)
     })
 }
 
 /// Removes the regular files in `dir` whose names do not start with a dot;
-/// symlinks, directories and `keep` stay.
-fn remove_visible_files(paths: &Paths, dir: &Path, keep: Option<&str>) -> Result<(), RpcError> {
-    let failed = |e: io::Error, p: &Path| backend(os_error_text(&e, Some(&paths.to_wire(p))));
-    for entry in std::fs::read_dir(dir).map_err(|e| failed(e, dir))? {
-        let entry = entry.map_err(|e| failed(e, dir))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || Some(name.as_ref()) == keep {
-            continue;
-        }
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| failed(e, &path))?;
-        if kind.is_file() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(failed(e, &path)),
-            }
-        }
-    }
-    fsutil::sync_dir(dir).map_err(|e| failed(e, dir))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

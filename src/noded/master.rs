@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::{backend, decode, node, os_error_text, Context, Procedure, RpcError, SMALL_BODY};
+use super::{
+    backend, clean_directory, decode, node, os_error_text, Context, Procedure, RpcError, SMALL_BODY,
+};
 use crate::cmd;
 use crate::constants::DEFAULT_NODED_PORT;
 use crate::fsutil::{self, FileMeta};
@@ -229,7 +231,7 @@ fn activate_master_ip(info: &MasterInfo) -> Result<(), String> {
     }
     log::info!("Master IP {cidr} added on {}", info.netdev);
     // Announce the address; the exit codes are ignored as in 2.5.2.
-    let ip_s = ip.to_string();
+    let ip_s = target;
     let (program, args): (&str, Vec<&str>) = match ip {
         IpAddr::V4(_) => (
             "arping",
@@ -403,32 +405,6 @@ fn node_stop_master(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     Ok(Value::Null)
 }
 
-/// Removes the visible regular files (not symlinks, not `keep`) directly
-/// in `dir`; a missing directory is skipped (2.5.2's `_CleanDirectory`).
-fn clean_directory(paths: &Paths, dir: &Path, keep: Option<&Path>) -> Result<(), RpcError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(backend(python_io_error(paths, dir, &e))),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| backend(python_io_error(paths, dir, &e)))?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') || Some(path.as_path()) == keep {
-            continue;
-        }
-        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
-        if is_file {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(backend(python_io_error(paths, &path, &e))),
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Removes root's cluster key: its line in `authorized_keys`, then
 /// `id_dsa` and `id_dsa.pub`. Errors are only logged.
 fn remove_ssh_key(paths: &Paths) {
@@ -507,8 +483,7 @@ fn remove_logged(paths: &Paths, f: &Path) {
 pub fn leave_cluster_files(paths: &Paths, modify_ssh_setup: bool) -> Result<(), RpcError> {
     clean_directory(paths, &paths.data_dir(), None)?;
     clean_directory(paths, &paths.run_dir().join("crypto"), None)?;
-    let queue_lock = paths.queue_dir().join("lock");
-    clean_directory(paths, &paths.queue_dir(), Some(&queue_lock))?;
+    clean_directory(paths, &paths.queue_dir(), Some("lock"))?;
     clean_directory(paths, &paths.queue_archive_dir(), None)?;
     if modify_ssh_setup {
         remove_ssh_key(paths);
@@ -701,7 +676,7 @@ mod tests {
         let outside = root.join("outside");
         std::fs::write(&outside, b"keep me").unwrap();
         std::os::unix::fs::symlink(&outside, d.join("link")).unwrap();
-        clean_directory(&ctx.paths, &d, Some(&d.join("lock"))).unwrap();
+        clean_directory(&ctx.paths, &d, Some("lock")).unwrap();
         let mut left: Vec<String> = std::fs::read_dir(&d)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

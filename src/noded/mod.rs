@@ -98,6 +98,42 @@ pub fn os_error_text(e: &std::io::Error, path: Option<&std::path::Path>) -> Stri
     }
 }
 
+/// Removes the visible regular files directly in `dir` (never symlinks,
+/// directories, names starting with `.`, or `keep`), then fsyncs it; a
+/// missing directory is skipped (2.5.2's `_CleanDirectory`, used by
+/// `jobqueue_purge` and `node_leave_cluster`).
+pub fn clean_directory(
+    paths: &Paths,
+    dir: &std::path::Path,
+    keep: Option<&str>,
+) -> Result<(), RpcError> {
+    let failed = |e: std::io::Error, p: &std::path::Path| {
+        backend(os_error_text(&e, Some(&paths.to_wire(p))))
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(failed(e, dir)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| failed(e, dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || Some(name.as_ref()) == keep {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().map_err(|e| failed(e, &path))?.is_file() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(e, &path)),
+            }
+        }
+    }
+    crate::fsutil::sync_dir(dir).map_err(|e| failed(e, dir))
+}
+
 /// Body limit of the procedures whose arguments are a few names and
 /// numbers.
 pub const SMALL_BODY: usize = 64 * 1024;
