@@ -556,7 +556,7 @@ fn node_demote_from_mc(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     let paths = &ctx.paths;
     let master =
         ssconf::read(paths, "master_node").map_err(|e| backend(ssconf_error(paths, &e)))?;
-    if master == ctx.node_name {
+    if master == ctx.node_name() {
         return Err(RpcError::Failed(
             "ssconf status shows I'm the master node, will not demote".into(),
         ));

@@ -14,6 +14,7 @@ pub mod server;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -28,9 +29,10 @@ use crate::tls;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub paths: Paths,
-    /// The node's own name (`GANETI_HOSTNAME`, else the FQDN), resolved
-    /// once at start-up: 2.5.2's `my_name`.
-    pub node_name: String,
+    /// The node's own name (`GANETI_HOSTNAME`, else the FQDN): resolved on
+    /// first use, so a node whose resolver does not answer still starts at
+    /// once. See [`Context::node_name`].
+    node_name: Arc<OnceLock<String>>,
     /// The port the node daemons listen on (`-p`, services, 1811).
     pub port: u16,
 }
@@ -40,9 +42,20 @@ impl Context {
     pub fn for_root(root: impl Into<PathBuf>, node_name: &str) -> Context {
         Context {
             paths: Paths::with_root(root),
-            node_name: node_name.to_string(),
+            node_name: Arc::new(OnceLock::from(node_name.to_string())),
             port: DEFAULT_NODED_PORT,
         }
+    }
+
+    /// 2.5.2's `my_name`: `GANETI_HOSTNAME`, else the FQDN (resolved once,
+    /// on first use); the kernel host name when resolving fails.
+    pub fn node_name(&self) -> &str {
+        self.node_name.get_or_init(|| {
+            crate::paths::node_name().unwrap_or_else(|e| {
+                log::error!("Cannot determine the node name: {e}");
+                sys::gethostname().unwrap_or_else(|_| "localhost".into())
+            })
+        })
     }
 }
 
@@ -275,16 +288,9 @@ pub fn run(options: &Options) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let node_name = match crate::paths::node_name() {
-        Ok(name) => name,
-        Err(e) => {
-            eprintln!("Cannot determine the node name: {e}");
-            return EXIT_FAILURE;
-        }
-    };
     let ctx = Context {
         paths: paths.clone(),
-        node_name,
+        node_name: Arc::default(),
         port,
     };
     let setup = Setup {

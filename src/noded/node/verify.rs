@@ -50,7 +50,7 @@ fn check<T: DeserializeOwned>(what: &Map<String, Value>, key: &str) -> Result<Op
 
 pub(super) fn node_verify(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     let (what, cluster_name): (Map<String, Value>, String) = decode(body)?;
-    let my_name = ctx.node_name.as_str();
+    let my_name = ctx.node_name();
     let vmnodes: Vec<String> = check(&what, "vmnodes")?.unwrap_or_default();
     // In spite of its name, `vmnodes` lists the nodes that are NOT VM capable.
     let vm_capable = !vmnodes.iter().any(|n| n == my_name);
@@ -302,11 +302,11 @@ fn net_test(ctx: &Context, list: &[(String, String, String)]) -> Map<String, Val
     let mut tmp = Map::new();
     let mine = list
         .iter()
-        .find(|(name, _, _)| name == &ctx.node_name)
+        .find(|(name, _, _)| name == ctx.node_name())
         .filter(|(_, pip, _)| !pip.is_empty());
     let Some((_, my_pip, my_sip)) = mine else {
         tmp.insert(
-            ctx.node_name.clone(),
+            ctx.node_name().to_string(),
             Value::from("Can't find my own primary/secondary IP in the node list"),
         );
         return tmp;
