@@ -323,3 +323,65 @@ fn a_client_still_sending_its_body_after_a_refusal_can_finish_and_read_it() {
     prompt_call(port, None);
     stop(pid);
 }
+
+#[test]
+fn request_bodies_share_a_64_mib_budget() {
+    let root = Root::new("budget");
+    let (port, pid, _) = start(&root, false);
+    // Heads announcing bodies that are never sent: each reserves its
+    // length. jobqueue_update takes 16 MiB of data base64-encoded plus
+    // 64 KiB; upload_file 8 MiB.
+    const UPDATE: usize = 16 * 1024 * 1024 / 3 * 4 + 64 * 1024;
+    const UPLOAD: usize = 8 * 1024 * 1024;
+    const BUDGET: usize = 64 * 1024 * 1024;
+    let last = BUDGET - 2 * UPDATE - 2 * UPLOAD;
+    assert!(last <= UPLOAD);
+    let announce = |procedure: &str, len: usize| {
+        let mut s = TcpStream::connect(addr(port)).unwrap();
+        let head = format!("PUT /{procedure} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        s
+    };
+    let held: Vec<TcpStream> = [
+        ("jobqueue_update", UPDATE),
+        ("jobqueue_update", UPDATE),
+        ("upload_file", UPLOAD),
+        ("upload_file", UPLOAD),
+        ("upload_file", last),
+    ]
+    .iter()
+    .map(|(p, n)| announce(p, *n))
+    .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The budget is used up exactly: an empty body still fits (and fails
+    // as JSON), one more byte does not.
+    let a = raw_call(
+        addr(port),
+        b"PUT /version HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = raw_call(addr(port), &request("version", "[]"));
+    assert_eq!(a.status, 503, "{}", a.text());
+    // Closing the held connections gives the budget back.
+    drop(held);
+    assert!(wait_until(Duration::from_secs(5), || {
+        raw_call(addr(port), &request("version", "[]")).status == 200
+    }));
+    stop(pid);
+}
+
+#[test]
+fn a_kept_alive_connection_is_closed_after_10_idle_seconds() {
+    let root = Root::new("idletimeout");
+    let (port, pid, _) = start(&root, false);
+    let mut s = TcpStream::connect(addr(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&request("version", "[]")).unwrap();
+    assert!(read_answer(&mut s).head.contains("Connection: keep-alive"));
+    let answered = Instant::now();
+    assert!(!closed_by_daemon(&mut s, Duration::from_secs(8)));
+    assert!(closed_by_daemon(&mut s, Duration::from_secs(5)));
+    let idle = answered.elapsed();
+    assert!(idle >= Duration::from_secs(10), "closed after {idle:?}");
+    stop(pid);
+}
