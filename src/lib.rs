@@ -2,18 +2,28 @@
 //!
 //! Module map (dependencies point downwards): `sys` (all libc calls and the
 //! only `unsafe`), `paths`, `constants`, `daemon` (shared runtime), `http`, `tls`,
-//! `rpc`, `ssconf`, `hypervisor`, `noded`, `masterd`. See DESIGN.md section 2.
+//! `rpc`, `errors`, `objects`, `config`, `ssconf`, `luxi`, `locking`, `jqueue`,
+//! `hypervisor`, `storage`, `osdef`, `hooks`, `noded`, `masterd`. See DESIGN.md section 2.
 
 pub mod cmd;
+pub mod config;
 pub mod constants;
 pub mod daemon;
+pub mod errors;
 pub mod fsutil;
+pub mod hooks;
 pub mod http;
 pub mod hypervisor;
+pub mod jqueue;
+pub mod locking;
+pub mod luxi;
 pub mod masterd;
 pub mod noded;
+pub mod objects;
+pub mod osdef;
 pub mod paths;
 pub mod rpc;
 pub mod ssconf;
+pub mod storage;
 pub mod sys;
 pub mod tls;

@@ -5,12 +5,17 @@
 //! looks a path up in all of them, and the server turns every error into
 //! `[false, "message"]` in one place.
 
+pub mod blockdev;
 pub mod files;
 pub mod filestorage;
+pub mod hooks;
+pub mod instance;
 pub mod jobqueue;
 pub mod master;
 pub mod node;
+pub mod os;
 pub mod server;
+pub mod storage;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -167,6 +172,11 @@ const AREAS: &[&[Procedure]] = &[
     files::PROCEDURES,
     jobqueue::PROCEDURES,
     filestorage::PROCEDURES,
+    instance::PROCEDURES,
+    blockdev::PROCEDURES,
+    storage::PROCEDURES,
+    os::PROCEDURES,
+    hooks::PROCEDURES,
 ];
 
 /// The procedure for a request path (`/version`); no query strings, no

@@ -1,0 +1,2 @@
+//! Placeholder: being written (issue 5).
+#![forbid(unsafe_code)]
