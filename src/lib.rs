@@ -20,6 +20,7 @@ pub mod luxi;
 pub mod masterd;
 pub mod noded;
 pub mod objects;
+pub mod opcodes;
 pub mod osdef;
 pub mod paths;
 pub mod rpc;

@@ -3,6 +3,8 @@
 //! not in this version; the daemon says so and exits 1 instead of
 //! pretending to serve.
 
+pub mod luxi_server;
+
 use crate::constants::{EXIT_FAILURE, EXIT_NODESETUP_ERROR, EXIT_NOTMASTER};
 use crate::daemon::{self, Options};
 use crate::paths::{self, Daemon, Paths};
