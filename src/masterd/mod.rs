@@ -4,6 +4,7 @@
 //! pretending to serve.
 
 pub mod luxi_server;
+pub mod voting;
 
 use crate::constants::{EXIT_FAILURE, EXIT_NODESETUP_ERROR, EXIT_NOTMASTER};
 use crate::daemon::{self, Options};
