@@ -484,18 +484,21 @@ fn run_hook(
         Ok(run) => {
             let mut raw = run.stdout;
             raw.extend_from_slice(&run.stderr);
+            let mut text = py_strip(&raw).to_vec();
             let status = match &run.fail_reason {
                 None => HKR_SUCCESS,
                 Some(reason) => {
                     if run.timed_out {
                         log::warn!("Hook script {} {reason}", wire.display());
-                        raw.push(b'\n');
-                        raw.extend_from_slice(reason.as_bytes());
+                        if !text.is_empty() {
+                            text.push(b'\n');
+                        }
+                        text.extend_from_slice(reason.as_bytes());
                     }
                     HKR_FAIL
                 }
             };
-            (status, safe_encode(py_strip(&raw)))
+            (status, safe_encode(&text))
         }
     }
 }
