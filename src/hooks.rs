@@ -355,7 +355,8 @@ impl HooksMaster {
 
     /// `RunPhase`: runs `phase` on its nodes (or `nodes` when given) and
     /// checks the answers. `post_lu_env` is the LU's `BuildHooksEnv()` as
-    /// it is after `Exec` (only read in the post phase). `None` when the
+    /// it is after `Exec` (2.5.2 calls it again for the post phase; ignored
+    /// in the pre phase, whose environment was computed in [`Self::new`]). `None` when the
     /// phase has no nodes (nothing was called); else the answers, for the
     /// LU's `HooksCallBack`. Warnings go to `warnings` (each is logged as
     /// `LogWarning`), also when an error is returned.

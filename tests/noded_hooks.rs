@@ -547,3 +547,56 @@ fn iallocator_runner_runs_the_allocator_on_a_temporary_input_file() {
     let left: Vec<_> = std::fs::read_dir(node.path("tmp")).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn output_limits_at_their_value_and_one_byte_over() {
+    const MAX_HOOK_OUTPUT: usize = 64 * 1024;
+    const MAX_IALLOCATOR_OUTPUT: usize = 16 * 1024 * 1024;
+    let node = Node::start("hooks-limits", None);
+    let emit = |n: usize, c: char| format!("head -c {n} /dev/zero | tr '\\0' {c}");
+    for (name, n) in [("exact", MAX_HOOK_OUTPUT), ("over", MAX_HOOK_OUTPUT + 1)] {
+        node.hook(
+            "big-post.d",
+            name,
+            &format!("#!/bin/sh\n{}\n{} >&2\n", emit(n, 'a'), emit(n, 'b')),
+        );
+    }
+    let results = node.hooks("big", "post", &base_env());
+    let kept = format!(
+        "{}{}",
+        "a".repeat(MAX_HOOK_OUTPUT),
+        "b".repeat(MAX_HOOK_OUTPUT)
+    );
+    assert_eq!(results.len(), 2);
+    for (script, status, output) in results {
+        assert_eq!(status, 2, "{script}");
+        assert!(output == kept, "{script}: {} bytes", output.len());
+    }
+
+    let dir = node.path("usr/lib/ganeti/iallocators");
+    for (name, n) in [
+        ("exact", MAX_IALLOCATOR_OUTPUT),
+        ("over", MAX_IALLOCATOR_OUTPUT + 1),
+    ] {
+        write_script(
+            &dir.join(name),
+            &format!("#!/bin/sh\n{}\necho err >&2\n", emit(n, 'x')),
+            0o755,
+        );
+    }
+    let (ok, out) = node.call_json("iallocator_runner", &json!(["exact", "{}"]));
+    assert!(ok);
+    assert!(out.as_str().unwrap() == "x".repeat(MAX_IALLOCATOR_OUTPUT));
+    let (ok, out) = node.call_json("iallocator_runner", &json!(["over", "{}"]));
+    assert!(!ok);
+    let want = format!(
+        "iallocator module 'over' failed: its output is longer than {MAX_IALLOCATOR_OUTPUT} \
+         bytes, output '{}err\n'",
+        "x".repeat(MAX_HOOK_OUTPUT)
+    );
+    assert!(
+        out.as_str().unwrap() == want,
+        "{} bytes",
+        out.as_str().unwrap().len()
+    );
+}

@@ -33,16 +33,18 @@
 //!   moved to a session or group of its own escapes). The hook is then
 //!   reported failed, its output followed by 2.5.2's `RunCmd` reason, for
 //!   example `terminated by signal 15, terminated after timeout of 900.00
-//!   seconds`. The hook timeout can be shortened (not lengthened) with the
-//!   environment variable [`HOOKS_TIMEOUT_ENV`] of the daemon, in seconds;
-//!   the tests use it.
+//!   seconds`. The timeout of hook scripts (not of iallocators) can be
+//!   shortened, not lengthened, with the daemon's environment variable
+//!   [`HOOKS_TIMEOUT_ENV`], in seconds; the tests use it.
 //! * A script that exits while children it left behind still hold its
 //!   output pipes is finished at once with the output read so far (2.5.2
 //!   waited for the pipes to close, forever if a child lived on). Those
 //!   children are left alone, as 2.5.2 did.
 //! * Output is bounded: [`MAX_HOOK_OUTPUT`] bytes of each of stdout and
 //!   stderr per script are kept (the rest is read and dropped); an
-//!   iallocator whose stdout exceeds [`MAX_IALLOCATOR_OUTPUT`] fails.
+//!   iallocator whose stdout exceeds [`MAX_IALLOCATOR_OUTPUT`] fails, and
+//!   the output quoted in an iallocator's failure message is its first
+//!   [`MAX_HOOK_OUTPUT`] bytes of stdout followed by its stderr.
 //! * `hpath` must be a plain name: with `/`, `..` or a NUL byte the call
 //!   fails with `Invalid hooks path '<hpath>': ...` and runs nothing (2.5.2
 //!   allowed subdirectories and failed on `..` with a `PathJoin` error).
@@ -100,6 +102,9 @@ pub const MAX_IALLOCATOR_OUTPUT: usize = 16 * 1024 * 1024;
 pub const IALLOCATOR_SEARCH_PATH: [&str; 1] = ["/usr/lib/ganeti/iallocators"];
 /// Prefix of the iallocator's input file (`tempfile.mkstemp`).
 const IALLOCATOR_TMP_PREFIX: &str = "ganeti-iallocator.";
+/// Drains after the program ended: with [`Capture::drain`]'s bound of
+/// 512 KiB a call, enough to empty the largest default pipe.
+const FINAL_DRAINS: usize = 4;
 /// Longest pause between two looks at a running script.
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
 
@@ -308,9 +313,12 @@ fn run_bounded(mut cmd: Command, timeout: Duration, caps: (usize, usize)) -> io:
         }
     };
     let status = child.wait()?;
-    // Only what is there now: children left behind may hold the pipes.
-    out.drain();
-    err.drain();
+    // Only what is there now (a pipe holds at most `pipe-max-size`, 1 MiB
+    // by default): children left behind may hold the pipes open.
+    for _ in 0..FINAL_DRAINS {
+        out.drain();
+        err.drain();
+    }
     let mut reasons = Vec::new();
     let failed = match (status.signal(), status.code()) {
         (Some(sig), _) => {
@@ -590,7 +598,7 @@ fn iallocator_runner(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     drop(input);
     let run = run?;
     let failed = |reason: &str| {
-        let mut output = run.stdout.clone();
+        let mut output = run.stdout[..run.stdout.len().min(MAX_HOOK_OUTPUT)].to_vec();
         output.extend_from_slice(&run.stderr);
         RpcError::Failed(format!(
             "iallocator module '{name}' failed: {reason}, output '{}'",
