@@ -563,6 +563,45 @@ pub fn connect_timeout(fd: &OwnedFd, addr: &SocketAddr, timeout: Duration) -> io
     }
 }
 
+// ---- helper "hooks": hook scripts and iallocators (src/noded/hooks.rs) ----
+
+/// `access(path, X_OK)`: may this process execute the file? (As root:
+/// some execute bit is set and the file system is not mounted `noexec`.)
+pub fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: c is a NUL-terminated string that lives across the call.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// Has child `pid` exited? Unlike `try_wait` it does not reap the child
+/// (`waitid(WNOWAIT)`): while the zombie stays, its pid (and so its
+/// process group id) cannot be given to another process, so the group can
+/// still be signalled safely.
+pub fn child_exited(pid: i32) -> io::Result<bool> {
+    let id = libc::id_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "invalid pid"))?;
+    // SAFETY: siginfo_t is plain data; all zeroes is a valid value, and
+    // waitid leaves si_pid 0 when no child has changed state.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: info is a live, exclusively borrowed siginfo_t.
+    cvt(unsafe {
+        libc::waitid(
+            libc::P_PID,
+            id,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    })?;
+    // SAFETY: waitid filled info for a child event (or left it zeroed);
+    // si_pid is valid for SIGCHLD information.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+// ---- end of helper "hooks" ----
+
 #[cfg(test)]
 mod tests {
     use super::*;
