@@ -205,7 +205,13 @@ fn churn(lm: &LockManager) {
         lm.acquire(owner, Level::Cluster, &bgl, true, None, 0, &never)
             .unwrap();
         if rng.chance(50) {
-            match lm.add(owner, Level::Node, &[name.clone()], false, false) {
+            match lm.add(
+                owner,
+                Level::Node,
+                std::slice::from_ref(&name),
+                false,
+                false,
+            ) {
                 Ok(()) | Err(LockError::Exists { .. }) => {}
                 Err(other) => panic!("add: {other:?}"),
             }
