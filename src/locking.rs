@@ -1514,14 +1514,15 @@ mod tests {
         wait_pending(&lm, "BGL/BGL", 1);
         thread::sleep(CANCEL_POLL * 5 + CANCEL_POLL / 2);
         let polled = polls.load(std::sync::atomic::Ordering::SeqCst);
-        // At least once per CANCEL_POLL while blocked (first poll at once).
-        assert!(polled >= 5, "polled {polled} times");
+        // About once per CANCEL_POLL while blocked (5 or 6 here); the margin
+        // is for a loaded machine that schedules the waiter late.
+        assert!(polled >= 3, "polled {polled} times");
         let set = Instant::now();
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
         let (r, at) = h.join().unwrap();
         assert_eq!(r, Err(LockError::Canceled));
         let late = at.duration_since(set);
-        assert!(late <= CANCEL_POLL + Duration::from_millis(400), "{late:?}");
+        assert!(late <= CANCEL_POLL + Duration::from_secs(1), "{late:?}");
         assert!(lock_info(&lm, "BGL/BGL").pending.is_empty());
         assert!(!lm.is_owned("b", Level::Cluster));
         // A free lock is granted without asking the predicate.
@@ -1788,6 +1789,13 @@ mod tests {
             json!(["BGL/BGL", "shared", ["Jq1/Job5/TEST_DELAY"], []])
         );
         assert_eq!(rows[1], json!(["BGL/[lockset]", null, null, []]));
+    }
+
+    #[test]
+    fn the_manager_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<LockManager>();
+        shared::<LockError>();
     }
 
     #[test]
