@@ -35,6 +35,10 @@
 //! * `os_diagnose` lists the entries of the search path sorted by name
 //!   (2.5.2: directory order). Sets in messages (unknown checks,
 //!   unsupported parameters) are listed sorted (2.5.2: hash order).
+//! * A script must start with `#!` or be an ELF binary; anything else
+//!   fails with "Exec format error" as in 2.5.2 (the C library would
+//!   otherwise hand it to /bin/sh). Other formats the kernel may know
+//!   through binfmt_misc are refused.
 //! * A value that 2.5.2 would have put into the environment as None (a NIC
 //!   without MAC, a disk without mode, an instance without hypervisor) is
 //!   refused with a message instead of a Python exception.
@@ -624,7 +628,7 @@ fn py_repr_bytes(s: &[u8]) -> String {
 
 /// Python 2's `repr()` of a JSON string as 2.5.2 decoded it (`str` when
 /// ASCII, else `unicode`).
-fn py_repr_str(s: &str) -> String {
+pub fn py_repr_str(s: &str) -> String {
     if s.is_ascii() {
         return py_repr_bytes(s.as_bytes());
     }
@@ -1062,6 +1066,7 @@ pub fn run_script(
             io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"),
         )
     })?;
+    check_executable_format(script).map_err(|e| RunError::Spawn(script.into(), e))?;
     let mut cmd = sys::command(program);
     cmd.args(args)
         .env_clear()
@@ -1094,6 +1099,25 @@ pub fn run_script(
         let _ = child.wait();
     }
     result.map_err(RunError::Wait)
+}
+
+/// Refuses, as `execve` does (`ENOEXEC`), a script that starts with
+/// neither `#!` nor the ELF magic: glibc's `execvp` (which `Command` uses)
+/// would run it with /bin/sh instead, where 2.5.2 (Python's `execve`)
+/// failed with "Exec format error".
+fn check_executable_format(script: &Path) -> io::Result<()> {
+    let mut head = Vec::with_capacity(4);
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(script)?
+        .take(4)
+        .read_to_end(&mut head)?;
+    if head.starts_with(b"#!") || head.starts_with(b"\x7fELF") {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(libc::ENOEXEC))
+    }
 }
 
 /// What happened at the deadline.
