@@ -1581,6 +1581,60 @@ mod tests {
     }
 
     #[test]
+    fn secondary_nodes_come_from_drbd_disks() {
+        let inst: Instance = serde_json::from_value(serde_json::json!({
+            "name": "i1", "primary_node": "n1",
+            "disks": [
+                {"dev_type": "drbd8", "logical_id": ["n1", "n3", 11000, 0, 0, "s"],
+                 "children": [{"dev_type": "lvm", "logical_id": ["xenvg", "a"]}]},
+                {"dev_type": "lvm", "logical_id": ["xenvg", "b"],
+                 "children": [{"dev_type": "drbd8", "logical_id": ["n2", "n1", 11001, 1, 1, "t"]}]},
+                {"dev_type": "file", "logical_id": ["loop", "/srv/ganeti/file-storage/i1/disk2"]}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(secondary_nodes(&inst), ["n2", "n3"]);
+    }
+
+    #[test]
+    fn nic_variables_and_missing_values() {
+        let (paths, root) = scratch("nics");
+        make_os(&paths, "n", "20\n");
+        let os = find(&paths, "n").unwrap();
+        let inst = |nic: Value, hv: Value| -> Instance {
+            serde_json::from_value(serde_json::json!({
+                "name": "i1", "os": "n", "hypervisor": hv, "nics": [nic],
+                "hvparams": {"extra": [1, "a"]}
+            }))
+            .unwrap()
+        };
+        let nic =
+            serde_json::json!({"mac": "m", "ip": "", "nicparams": {"mode": "bridged", "link": ""}});
+        let env = instance_env(&paths, &inst(nic.clone(), "fake".into()), &os, 0).unwrap();
+        assert_eq!(env["NIC_0_BRIDGE"], "");
+        assert!(!env.contains_key("NIC_0_LINK") && !env.contains_key("NIC_0_IP"));
+        assert!(!env.contains_key("NIC_0_FRONTEND_TYPE"));
+        assert_eq!(env["INSTANCE_HV_extra"], "[1, 'a']");
+        assert_eq!(env["INSTANCE_UUID"], "None");
+        assert_eq!(env["INSTANCE_CTIME"], "None");
+        assert_eq!(
+            instance_env(&paths, &inst(nic, Value::Null), &os, 0).unwrap_err(),
+            "Instance i1 has no hypervisor"
+        );
+        let no_mac = serde_json::json!({"nicparams": {"mode": "routed", "link": "t"}});
+        assert_eq!(
+            instance_env(&paths, &inst(no_mac, "fake".into()), &os, 0).unwrap_err(),
+            "NIC 0 has no MAC address"
+        );
+        let no_mode = serde_json::json!({"mac": "m", "nicparams": {"link": "t"}});
+        assert_eq!(
+            instance_env(&paths, &inst(no_mode, "fake".into()), &os, 0).unwrap_err(),
+            "NIC 0 has no 'mode' in its parameters"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn env_names_and_values_are_checked() {
         let mut env = Env::new();
         env.insert("OSP_A".into(), "x".into());
