@@ -3,9 +3,9 @@
 //! Handled checks: `version`, `time`, `filelist`, `nodesetup`, `nodelist`
 //! (ssh), `node-net-test`, `master-ip`, `oob-paths`, and, on VM-capable
 //! nodes (not named in `vmnodes`), `hypervisor`, `hvparms`, `instancelist`,
-//! `hvinfo`, `bridges`. Not yet: `lvlist`, `vglist`, `pvlist`, `drbd-list`,
-//! `drbd-helper`, `oslist` (logged and left out of the answer). Unknown keys
-//! are ignored, as in 2.5.2.
+//! `hvinfo`, `oslist`, `bridges`. Not yet: `lvlist`, `vglist`, `pvlist`,
+//! `drbd-list`, `drbd-helper` (logged and left out of the answer). Unknown
+//! keys are ignored, as in 2.5.2.
 
 #![forbid(unsafe_code)]
 
@@ -29,14 +29,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one `ssh <node> hostname --fqdn` may take (2.5.2: unbounded).
 const SSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Checks 2.5.2 knows that this node daemon does not run yet.
-const NOT_YET: [&str; 6] = [
-    "lvlist",
-    "vglist",
-    "pvlist",
-    "drbd-list",
-    "drbd-helper",
-    "oslist",
-];
+const NOT_YET: [&str; 5] = ["lvlist", "vglist", "pvlist", "drbd-list", "drbd-helper"];
 
 /// The value of one check, decoded; `None` when the key is absent.
 fn check<T: DeserializeOwned>(what: &Map<String, Value>, key: &str) -> Result<Option<T>, RpcError> {
@@ -152,6 +145,10 @@ pub(super) fn node_verify(ctx: &Context, body: &[u8]) -> Result<Value, RpcError>
             "time",
             Value::from(vec![now.as_secs(), u64::from(now.subsec_micros())]),
         );
+    }
+
+    if vm_capable && what.contains_key("oslist") {
+        put("oslist", Value::Array(crate::osdef::diagnose(&ctx.paths)));
     }
 
     if vm_capable {
