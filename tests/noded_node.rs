@@ -413,7 +413,7 @@ fn node_verify_answers_the_cluster_verify_checks() {
     .unwrap();
 
     // The recorded request (sample 34) with this node's name and address,
-    // plus kvm, an unknown hypervisor and checks not supported yet.
+    // plus kvm, an unknown hypervisor and a check not supported yet.
     let what = json!({
         "bridges": ["g25br0", "lo"],
         "filelist": ["/var/lib/ganeti/config.data", "/var/lib/ganeti/known_hosts",
@@ -457,10 +457,13 @@ fn node_verify_answers_the_cluster_verify_checks() {
             "nodelist",
             "nodesetup",
             "oob-paths",
+            "oslist",
             "time",
             "version"
         ]
     );
+    // No OS search path in this root: an empty diagnosis.
+    assert_eq!(v["oslist"], json!([]));
     assert_eq!(v["bridges"], json!(["g25br0", "lo"]));
     assert_eq!(
         v["filelist"],
