@@ -8,6 +8,11 @@
 //! a file or RPC argument from a newer or older Ganeti survives a round
 //! trip (2.5.2 itself refused undeclared keys; being lenient here lets a
 //! 3.0 master's extra disk keys through, spec noded-rpc 6.5).
+//!
+//! The configuration objects ([`Cluster`], [`Node`], [`NodeGroup`],
+//! [`ConfigData`]) are read through `config::parse`, which first applies
+//! 2.5.2's `UpgradeConfig` defaults: the attributes it always fills are
+//! plain fields here, the others optional.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -458,5 +463,49 @@ mod tests {
         let back = serde_json::to_value(&inst).unwrap();
         let orig: Value = serde_json::from_str(text).unwrap();
         assert_eq!(back, orig);
+    }
+
+    fn node(group: Option<&str>) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "name": "n1", "primary_ip": "192.0.2.1", "secondary_ip": "192.0.2.1",
+            "group": group, "master_capable": true, "vm_capable": true,
+            "ndparams": {"b": 3}, "powered": true, "serial_no": 1
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fill_dict_overlays_and_skips() {
+        let d = serde_json::json!({"a": 1, "b": 2, "migration_port": 3});
+        let c = serde_json::json!({"b": 20, "c": 30});
+        let out = fill_dict(d.as_object().unwrap(), c.as_object().unwrap(), &HV_GLOBALS);
+        assert_eq!(
+            Value::Object(out),
+            serde_json::json!({"a": 1, "b": 20, "c": 30})
+        );
+    }
+
+    #[test]
+    fn node_parameters_come_from_cluster_group_node() {
+        let sample = include_str!("../tests/samples/ganeti-2.5.2/config.data");
+        let mut cfg = crate::config::parse(sample).unwrap();
+        let uuid = cfg.nodegroups.keys().next().unwrap().clone();
+        let group = cfg.nodegroups.get_mut(&uuid).unwrap();
+        group.ndparams.insert("a".into(), Value::from(2));
+        group.ndparams.insert("b".into(), Value::from(2));
+        let mut n = node(Some(&uuid));
+        n.ndparams
+            .insert("oob_program".into(), Value::from("/bin/oob"));
+        let filled = cfg.cluster.fill_nd(&n, cfg.node_group(&n));
+        assert_eq!(
+            Value::Object(filled),
+            serde_json::json!({"a": 2, "b": 3, "oob_program": "/bin/oob"})
+        );
+        assert!(cfg.touch_node("node1.g25lab.test", 5.0));
+        assert_eq!(cfg.cluster.serial_no, 9);
+        assert_eq!(cfg.nodes["node1.g25lab.test"].serial_no, 2);
+        assert!(!cfg.touch_node("nosuch", 5.0));
+        assert_eq!(cfg.lookup_group("default"), Some(uuid.as_str()));
+        assert_eq!(cfg.group_members(&uuid), ["node1.g25lab.test"]);
     }
 }
