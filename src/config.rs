@@ -32,6 +32,13 @@
 //! * The consistency check run before each write covers names, nodes,
 //!   groups, MACs, ports, master candidates and IPs, not parameter types or
 //!   DRBD minors.
+//! * MAC and UUID generation gives up after [`GENERATE_RETRIES`] attempts
+//!   (2.5.2 meant to, but its loop never counted down).
+//!
+//! Not done: `config.data` keeps the writing daemon's group instead of
+//! being given to the confd group (the same, root, in a default 2.5.2
+//! build); tag lists keep their stored order (2.5.2 wrote its sets in hash
+//! order). The JSON codec is in `json`, the writer in `writer`.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashSet};
@@ -1444,5 +1451,22 @@ mod tests {
         assert_ne!(a, b);
         let mac = random_mac("aa:00:00").unwrap();
         assert!(mac.starts_with("aa:00:00:") && mac.len() == 17, "{mac}");
+    }
+
+    #[test]
+    fn generation_gives_up_after_the_retry_limit() {
+        let taken: HashSet<String> = ["used".to_string()].into();
+        let run = |failures: usize| {
+            let mut calls = 0;
+            generate_unique(&taken, || {
+                calls += 1;
+                Ok(if calls <= failures { "used" } else { "fresh" }.to_string())
+            })
+        };
+        assert_eq!(run(GENERATE_RETRIES - 1).unwrap(), "fresh");
+        assert_eq!(
+            run(GENERATE_RETRIES).unwrap_err().to_string(),
+            "Not able generate new resource (last tried: used)"
+        );
     }
 }

@@ -50,41 +50,36 @@ const MODIFIED_UNDERNEATH: &str =
 /// 2.5.2's `SafeWriteFile`: lock the current file without waiting, check
 /// it is the one last read or written (same device and inode, not newer),
 /// then replace it atomically with `mode`. Returns the new file's id.
+/// A file that vanished is not recreated: that too is a change underneath.
 fn safe_write(
     path: &Path,
     wire: &str,
-    expected: Option<FileId>,
+    ours: FileId,
     data: &[u8],
     mode: u32,
 ) -> Result<FileId, GanetiError> {
-    let mut opts = OpenOptions::new();
-    opts.read(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    // A file that was there must still be there: creating an empty one
-    // in its place would only hide that it vanished.
-    opts.create(expected.is_none());
-    let file = opts.open(path).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) if expected.is_some() => config_error(MODIFIED_UNDERNEATH),
-        Some(libc::ELOOP) => {
-            config_error(format!("Refusing to write {wire}: it is a symbolic link"))
-        }
-        _ => config_error(format!("Cannot open {wire}: {e}")),
-    })?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => config_error(MODIFIED_UNDERNEATH),
+            Some(libc::ELOOP) => {
+                config_error(format!("Refusing to write {wire}: it is a symbolic link"))
+            }
+            _ => config_error(format!("Cannot open {wire}: {e}")),
+        })?;
     match sys::flock_exclusive_nb(&file) {
         Ok(true) => {}
         Ok(false) => return Err(config_error(MODIFIED_UNDERNEATH)),
         Err(e) => return Err(config_error(format!("Cannot lock {wire}: {e}"))),
     }
-    if let Some(ours) = expected {
-        let disk = file
-            .metadata()
-            .map(|m| FileId::of(&m))
-            .map_err(|e| config_error(format!("Cannot stat {wire}: {e}")))?;
-        if (disk.dev, disk.ino) != (ours.dev, ours.ino) || disk.mtime > ours.mtime {
-            return Err(config_error(MODIFIED_UNDERNEATH));
-        }
+    let disk = file
+        .metadata()
+        .map(|m| FileId::of(&m))
+        .map_err(|e| config_error(format!("Cannot stat {wire}: {e}")))?;
+    if (disk.dev, disk.ino) != (ours.dev, ours.ino) || disk.mtime > ours.mtime {
+        return Err(config_error(MODIFIED_UNDERNEATH));
     }
     let meta = FileMeta {
         mode: Some(mode),
@@ -198,8 +193,8 @@ fn sorted_nodes(cfg: &ConfigData, keep: impl Fn(&Node) -> bool) -> Vec<&Node> {
 
 struct WriterState {
     data: ConfigData,
-    /// `None` only before the first write of a new file.
-    file_id: Option<FileId>,
+    /// The file as last read or written.
+    file_id: FileId,
     /// `cluster.serial_no` at the last ssconf push; `None` (2.5.2's -1)
     /// until the first write, which therefore always pushes.
     last_cluster_serial: Option<u64>,
@@ -287,7 +282,7 @@ impl ConfigWriter {
             rpc,
             state: RwLock::new(WriterState {
                 data,
-                file_id: Some(file_id),
+                file_id,
                 last_cluster_serial: None,
             }),
             write_count: AtomicU64::new(0),
@@ -392,7 +387,7 @@ impl ConfigWriter {
             CONFIG_MODE,
         )?;
         st.data = data;
-        st.file_id = Some(id);
+        st.file_id = id;
         self.write_count.fetch_add(1, Ordering::SeqCst);
         if let Some(rpc) = &self.rpc {
             for w in self.distribute_config(rpc, &st.data, text.as_bytes()) {
@@ -679,4 +674,34 @@ fn ssconf_push(rpc: &Client, cfg: &ConfigData) -> Vec<String> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared<T: Send + Sync>() {}
+
+    #[test]
+    fn the_writer_is_shared_between_threads() {
+        shared::<ConfigWriter>();
+        shared::<Arc<ConfigWriter>>();
+    }
+
+    #[test]
+    fn config_file_size_limit_and_limit_plus_one() {
+        let dir = std::env::temp_dir().join(format!("ganeti-cfg-read-{}", sys::getpid()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.data");
+        std::fs::write(&path, vec![b' '; MAX_CONFIG_SIZE]).unwrap();
+        let (text, _) = read_config_file(&path, "/var/lib/ganeti/config.data").unwrap();
+        assert_eq!(text.len(), MAX_CONFIG_SIZE);
+        std::fs::write(&path, vec![b' '; MAX_CONFIG_SIZE + 1]).unwrap();
+        let err = read_config_file(&path, "/var/lib/ganeti/config.data").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/var/lib/ganeti/config.data is larger than 16777216 bytes"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
