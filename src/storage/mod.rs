@@ -366,7 +366,7 @@ pub fn py_repr(v: &Value) -> String {
 }
 
 /// A list shown as a Python tuple (the node turned ids into tuples).
-fn py_tuple(items: &[Value]) -> String {
+pub fn py_tuple(items: &[Value]) -> String {
     let parts: Vec<String> = items.iter().map(py_repr).collect();
     if parts.len() == 1 {
         format!("({},)", parts[0])
