@@ -145,16 +145,17 @@ fn device(ctx: &Context, disk: &Disk) -> Result<Device, RpcError> {
 
 /// `blockdev_create [disk, size, owner, on_primary, info]`: the unique id.
 fn blockdev_create(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
-    let (disk, _size, owner, on_primary, info): (Disk, Value, String, bool, String) =
-        decode(body)?;
+    let (disk, _size, owner, on_primary, info): (Disk, Value, String, bool, String) = decode(body)?;
     storage::check_instance_name(&owner).map_err(uncaught)?;
     let mut dev = device(ctx, &disk)?;
-    dev.create().map_err(failed("Can't create block device: "))?;
+    dev.create()
+        .map_err(failed("Can't create block device: "))?;
     dev.attach();
     let is_lv = matches!(dev, Device::Lv(_));
     if on_primary || is_lv {
-        dev.assemble()
-            .map_err(failed("Can't assemble device after creation, unusual event: "))?;
+        dev.assemble().map_err(failed(
+            "Can't assemble device after creation, unusual event: ",
+        ))?;
         storage::update_cache(
             &ctx.paths,
             &dev.dev_path(),
@@ -354,7 +355,12 @@ fn blockdev_wipe(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     let mut argv = vec!["dd", "if=/dev/zero", seek.as_str(), bs.as_str()];
     if is_file {
         // Never follow a symlink, never cut the file at the chunk's end.
-        argv.extend(["oflag=direct,nofollow", of.as_str(), count.as_str(), "conv=notrunc"]);
+        argv.extend([
+            "oflag=direct,nofollow",
+            of.as_str(),
+            count.as_str(),
+            "conv=notrunc",
+        ]);
     } else {
         argv.extend(["oflag=direct", of.as_str(), count.as_str()]);
     }

@@ -64,8 +64,8 @@ impl FileDev {
                 super::py_str(path)
             )));
         }
-        let dir = filestorage::storage_dir(paths, path)
-            .map_err(|e| BdevError::Refused(e.to_string()))?;
+        let dir =
+            filestorage::storage_dir(paths, path).map_err(|e| BdevError::Refused(e.to_string()))?;
         let dev = FileDev {
             wire: dir.wire,
             local: dir.local,
@@ -142,8 +142,9 @@ impl FileDev {
                 self.os_error(&e)
             )));
         }
-        self.sync_dir()
-            .map_err(|e| BdevError::Failed(format!("Error in file creation: {}", self.os_error(&e))))
+        self.sync_dir().map_err(|e| {
+            BdevError::Failed(format!("Error in file creation: {}", self.os_error(&e)))
+        })
     }
 
     fn sync_dir(&self) -> io::Result<()> {
@@ -172,10 +173,9 @@ impl FileDev {
     /// 2.5.2's `GetActualSize`: `st_size` (of the file itself, never of a
     /// symlink's target).
     pub fn actual_size(&self) -> Result<u64, BdevError> {
-        self.local
-            .symlink_metadata()
-            .map(|m| m.len())
-            .map_err(|e| BdevError::Failed(format!("Can't stat {}: {}", self.wire, self.os_error(&e))))
+        self.local.symlink_metadata().map(|m| m.len()).map_err(|e| {
+            BdevError::Failed(format!("Can't stat {}: {}", self.wire, self.os_error(&e)))
+        })
     }
 
     /// 2.5.2's `Grow`: the file must exist; it is extended by `amount` MiB
@@ -211,12 +211,17 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     fn scratch(tag: &str) -> (Paths, PathBuf) {
-        let root = std::env::temp_dir().join(format!("ganeti-bdev-file-{tag}-{}", crate::sys::getpid()));
+        let root =
+            std::env::temp_dir().join(format!("ganeti-bdev-file-{tag}-{}", crate::sys::getpid()));
         let _ = std::fs::remove_dir_all(&root);
         let paths = Paths::with_root(&root);
         std::fs::create_dir_all(paths.data_dir()).unwrap();
         std::fs::create_dir_all(root.join("srv/ganeti/file-storage/inst1")).unwrap();
-        std::fs::write(paths.ssconf_file("file_storage_dir"), "/srv/ganeti/file-storage\n").unwrap();
+        std::fs::write(
+            paths.ssconf_file("file_storage_dir"),
+            "/srv/ganeti/file-storage\n",
+        )
+        .unwrap();
         std::fs::write(
             paths.ssconf_file("shared_file_storage_dir"),
             "/srv/ganeti/shared-file-storage\n",
@@ -265,8 +270,11 @@ mod tests {
     fn hostile_paths_are_refused() {
         let (paths, root) = scratch("hostile");
         std::os::unix::fs::symlink("/etc", root.join("srv/ganeti/file-storage/evil")).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", root.join("srv/ganeti/file-storage/inst1/link"))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            "/etc/passwd",
+            root.join("srv/ganeti/file-storage/inst1/link"),
+        )
+        .unwrap();
         for bad in [
             "/etc/passwd",
             "/srv/ganeti/file-storage",
@@ -283,7 +291,11 @@ mod tests {
             let e = dev(&paths, bad, 1).unwrap_err();
             assert!(matches!(e, BdevError::Refused(_)), "{bad}: {e:?}");
         }
-        for id in [json!(["nbd", "/srv/ganeti/file-storage/inst1/d"]), json!(["loop"]), json!([1, 2])] {
+        for id in [
+            json!(["nbd", "/srv/ganeti/file-storage/inst1/d"]),
+            json!(["loop"]),
+            json!([1, 2]),
+        ] {
             let id = id.as_array().unwrap().clone();
             assert!(FileDev::new(&paths, &id, Some(1)).is_err(), "{id:?}");
         }

@@ -87,7 +87,11 @@ pub fn parse_attach(stdout: &str) -> Option<AttachInfo> {
             (None, None)
         }
     };
-    let Some(pe_size) = pe_size.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0) else {
+    let Some(pe_size) = pe_size
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f >= 0.0)
+    else {
         log::error!("Can't parse vg extent size: {pe_size}");
         return None;
     };
@@ -383,7 +387,13 @@ impl Lv {
         let size_arg = format!("-L{size}m");
         let name_arg = format!("-n{snap_name}");
         let dev = self.dev_path();
-        let argv = ["lvcreate", size_arg.as_str(), "-s", name_arg.as_str(), dev.as_str()];
+        let argv = [
+            "lvcreate",
+            size_arg.as_str(),
+            "-s",
+            name_arg.as_str(),
+            dev.as_str(),
+        ];
         let r = lvm(&argv);
         if let Some(reason) = &r.fail_reason {
             return Err(BdevError::Other(format!(
@@ -589,7 +599,15 @@ pub fn parse_lv_list(stdout: &str) -> Map<String, Value> {
 /// `vg_list` (2.5.2's `utils.ListVolumeGroups`): `{vg: MiB}`; `{}` when
 /// `vgs` fails. 2.5.2 ran the same words through `/bin/sh -c`.
 pub fn list_volume_groups() -> BTreeMap<String, i64> {
-    let r = lvm(&["vgs", "--noheadings", "--units", "m", "--nosuffix", "-o", "name,size"]);
+    let r = lvm(&[
+        "vgs",
+        "--noheadings",
+        "--units",
+        "m",
+        "--nosuffix",
+        "-o",
+        "name,size",
+    ]);
     if !r.ok() {
         return BTreeMap::new();
     }
@@ -682,8 +700,21 @@ mod tests {
         assert!(validate_name(&"a".repeat(MAX_LVM_NAME)).is_ok());
         let over = "a".repeat(MAX_LVM_NAME + 1);
         for bad in [
-            "", ".", "..", "snapshot", "pvmove", "a_mlog", "x_mimageY", "-ay", "--test", "a/b",
-            "../x", "a b", "a\nb", "é", over.as_str(),
+            "",
+            ".",
+            "..",
+            "snapshot",
+            "pvmove",
+            "a_mlog",
+            "x_mimageY",
+            "-ay",
+            "--test",
+            "a/b",
+            "../x",
+            "a b",
+            "a\nb",
+            "é",
+            over.as_str(),
         ] {
             assert_eq!(
                 validate_name(bad),
@@ -700,7 +731,13 @@ mod tests {
         let info = parse_attach(&sample("lv_attach.stdout")).unwrap();
         assert_eq!(
             info,
-            AttachInfo { major: Some(-1), minor: Some(-1), pe_size: 4, stripes: 1, degraded: false }
+            AttachInfo {
+                major: Some(-1),
+                minor: Some(-1),
+                pe_size: 4,
+                stripes: 1,
+                degraded: false
+            }
         );
         let active = parse_attach(&sample("edited_lv_attach_active.stdout")).unwrap();
         assert_eq!((active.major, active.minor), (Some(253), Some(0)));
@@ -731,7 +768,9 @@ mod tests {
                 "xenvg/7f3e9a10-22aa.disk1": ["64.00", true, false],
             })
         );
-        let odd = parse_lv_list("  a|b|1.0|-wi-a\n  a|b|x|-wi-a-----\n  a||1|-wi-a-----\n  a|c|2.00|-wi-a-----|\n");
+        let odd = parse_lv_list(
+            "  a|b|1.0|-wi-a\n  a|b|x|-wi-a-----\n  a||1|-wi-a-----\n  a|c|2.00|-wi-a-----|\n",
+        );
         assert_eq!(Value::Object(odd), json!({"a/c": ["2.00", false, false]}));
     }
 
@@ -754,8 +793,14 @@ mod tests {
     #[test]
     fn vg_list_output() {
         let v = parse_vg_list(&sample("vg_list.stdout"));
-        assert_eq!(v, BTreeMap::from([("datavg".into(), 60), ("xenvg".into(), 292)]));
-        assert_eq!(parse_vg_list("  a 1.9\n  b\n  c x\n  d 1 2\n"), BTreeMap::from([("a".into(), 1)]));
+        assert_eq!(
+            v,
+            BTreeMap::from([("datavg".into(), 60), ("xenvg".into(), 292)])
+        );
+        assert_eq!(
+            parse_vg_list("  a 1.9\n  b\n  c x\n  d 1 2\n"),
+            BTreeMap::from([("a".into(), 1)])
+        );
     }
 
     #[test]
@@ -792,7 +837,10 @@ mod tests {
 
     #[test]
     fn tags() {
-        assert_eq!(lv_tag("originstname+inst1.example.com"), "originstname+inst1.example.com");
+        assert_eq!(
+            lv_tag("originstname+inst1.example.com"),
+            "originstname+inst1.example.com"
+        );
         assert_eq!(lv_tag("-a b/c-d"), "_a_b_c-d");
         assert_eq!(lv_tag(&"x".repeat(200)).len(), MAX_TAG);
     }
@@ -800,9 +848,14 @@ mod tests {
     #[test]
     fn rename_targets() {
         let lv = Lv::new("xenvg", "a.disk0", Some(1)).unwrap();
-        assert_eq!(lv.check_new_id(&json!(["xenvg", "b.disk0"])).unwrap(), "b.disk0");
         assert_eq!(
-            lv.check_new_id(&json!(["other", "b"])).unwrap_err().to_string(),
+            lv.check_new_id(&json!(["xenvg", "b.disk0"])).unwrap(),
+            "b.disk0"
+        );
+        assert_eq!(
+            lv.check_new_id(&json!(["other", "b"]))
+                .unwrap_err()
+                .to_string(),
             "Can't move a logical volume across volume groups (from xenvg to to other)"
         );
         assert!(lv.check_new_id(&json!(["xenvg", "--force"])).is_err());

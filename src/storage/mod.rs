@@ -351,10 +351,7 @@ pub fn py_repr(v: &Value) -> String {
             _ => n.to_string(),
         },
         Value::String(s) => py_str(s),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(py_repr).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
         Value::Object(m) => format!(
             "{{{}}}",
             m.iter()
@@ -459,9 +456,10 @@ pub fn blockdev_size(dev: &str) -> Result<u64, BdevError> {
             r.output()
         )));
     }
-    r.stdout.trim().parse().map_err(|e| {
-        BdevError::Failed(format!("Failed to parse blockdev output: {e}"))
-    })
+    r.stdout
+        .trim()
+        .parse()
+        .map_err(|e| BdevError::Failed(format!("Failed to parse blockdev output: {e}")))
 }
 
 /// The device cache file of a device path (2.5.2's
@@ -475,7 +473,13 @@ pub fn cache_file(paths: &Paths, dev_path: &str) -> PathBuf {
 
 /// Records who uses a device (`<owner> <primary|secondary> <iv_name>`);
 /// errors are only logged, as in 2.5.2.
-pub fn update_cache(paths: &Paths, dev_path: &str, owner: &str, primary: bool, iv_name: Option<&str>) {
+pub fn update_cache(
+    paths: &Paths,
+    dev_path: &str,
+    owner: &str,
+    primary: bool,
+    iv_name: Option<&str>,
+) {
     let path = cache_file(paths, dev_path);
     let state = if primary { "primary" } else { "secondary" };
     let data = format!("{owner} {state} {}\n", iv_name.unwrap_or("not_visible"));
@@ -558,7 +562,10 @@ pub fn symlink_disk(paths: &Paths, instance: &str, idx: u64, target: &Path) -> i
 pub fn remove_disk_links(paths: &Paths, instance: &str, count: usize) {
     for idx in 0..count as u64 {
         let link = disk_link(paths, instance, idx);
-        if link.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if link
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             if let Err(e) = std::fs::remove_file(&link) {
                 log::error!("Can't remove symlink '{}': {e}", link.display());
             }
@@ -578,7 +585,10 @@ mod tests {
         assert_eq!(py_str("a'\"b\n"), "'a\\'\"b\\n'");
         assert_eq!(py_float(84.0), "84.0");
         assert_eq!(py_float(20.5), "20.5");
-        assert_eq!(py_repr(&json!(["x", 1, null, true, 2.0])), "['x', 1, None, True, 2.0]");
+        assert_eq!(
+            py_repr(&json!(["x", 1, null, true, 2.0])),
+            "['x', 1, None, True, 2.0]"
+        );
         assert_eq!(
             shell_quote_args(&["lvchange", "--addtag", "a b", "/dev/x/y", "it's"]),
             "lvchange --addtag 'a b' /dev/x/y 'it'\\''s'"
@@ -623,7 +633,16 @@ mod tests {
         let longest = "a".repeat(MAX_INSTANCE_NAME);
         assert!(check_instance_name(&longest).is_ok());
         let over = "a".repeat(MAX_INSTANCE_NAME + 1);
-        for bad in ["", ".", "..", ".hidden", "a/b", "../x", "a\nb", over.as_str()] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "../x",
+            "a\nb",
+            over.as_str(),
+        ] {
             assert!(check_instance_name(bad).is_err(), "{bad}");
         }
     }
@@ -633,7 +652,10 @@ mod tests {
         let p = Paths::with_root("");
         for (t, msg) in [
             ("floppy", "Invalid block device type 'floppy'"),
-            ("drbd8", "Block device type 'drbd8' is not supported by this node daemon"),
+            (
+                "drbd8",
+                "Block device type 'drbd8' is not supported by this node daemon",
+            ),
         ] {
             let d: Disk = serde_json::from_value(json!({"dev_type": t,
                 "physical_id": ["a", "b"]}))
@@ -643,8 +665,8 @@ mod tests {
                 BdevError::Refused(msg.into())
             );
         }
-        let d: Disk = serde_json::from_value(json!({"dev_type": "lvm", "physical_id": ["a"]}))
-            .unwrap();
+        let d: Disk =
+            serde_json::from_value(json!({"dev_type": "lvm", "physical_id": ["a"]})).unwrap();
         assert_eq!(
             Device::from_disk(&p, &d).unwrap_err().to_string(),
             "Invalid configuration data ['a']"

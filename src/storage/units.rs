@@ -88,7 +88,12 @@ impl Unit {
     }
 
     /// `storage_list`: one row per unit, values in the order of `fields`.
-    pub fn list(&self, paths: &Paths, name: Option<&str>, fields: &[String]) -> Result<Vec<Value>, UnitError> {
+    pub fn list(
+        &self,
+        paths: &Paths,
+        name: Option<&str>,
+        fields: &[String],
+    ) -> Result<Vec<Value>, UnitError> {
         if fields.len() > MAX_FIELDS {
             return Err(UnitError::Refused(format!(
                 "At most {MAX_FIELDS} fields can be listed"
@@ -146,7 +151,11 @@ impl Unit {
                 }
             }
         }
-        let cmd = if matches!(self, Unit::Pv) { "pvs" } else { "vgs" };
+        let cmd = if matches!(self, Unit::Pv) {
+            "pvs"
+        } else {
+            "vgs"
+        };
         let opts = columns.join(",");
         let mut argv = vec![
             cmd,
@@ -171,7 +180,12 @@ impl Unit {
     }
 
     /// Splits the LVM output and maps each row to the wanted fields.
-    pub fn build_rows(&self, stdout: &str, columns: &[&str], fields: &[String]) -> Result<Vec<Value>, UnitError> {
+    pub fn build_rows(
+        &self,
+        stdout: &str,
+        columns: &[&str],
+        fields: &[String],
+    ) -> Result<Vec<Value>, UnitError> {
         let mut rows = Vec::new();
         for line in stdout.lines() {
             let values: Vec<&str> = line.trim().split('|').collect();
@@ -229,7 +243,12 @@ impl Unit {
                     UnitError::Refused(format!("Invalid value for 'allocatable': {v}"))
                 })?;
                 let r = run(
-                    &["pvchange", "--allocatable", if flag { "y" } else { "n" }, name],
+                    &[
+                        "pvchange",
+                        "--allocatable",
+                        if flag { "y" } else { "n" },
+                        name,
+                    ],
                     LVM_TIMEOUT,
                 );
                 if !r.ok() {
@@ -320,6 +339,18 @@ fn file_unit(paths: &Paths, dir: &str) -> Result<(String, PathBuf), UnitError> {
         }
     }
     let checked = filestorage::storage_dir(paths, dir).map_err(|e| refused(e.to_string()))?;
+    // The containment check covers the parents; a symlink at the unit
+    // itself could still lead out.
+    if checked
+        .local
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(refused(format!(
+            "Storage directory '{}' is a symlink",
+            checked.wire
+        )));
+    }
     Ok((dir.to_string(), checked.local))
 }
 
@@ -408,16 +439,24 @@ mod tests {
             Unit::new("nfs", &[]).unwrap_err().to_string(),
             "Unknown storage type: 'nfs'"
         );
-        assert!(matches!(Unit::new("lvm-vg", &[json!(1)]), Err(UnitError::Refused(_))));
+        assert!(matches!(
+            Unit::new("lvm-vg", &[json!(1)]),
+            Err(UnitError::Refused(_))
+        ));
         assert!(matches!(Unit::new("file", &[]), Err(UnitError::Refused(_))));
-        assert!(matches!(Unit::new("file", &[json!([1])]), Err(UnitError::Refused(_))));
+        assert!(matches!(
+            Unit::new("file", &[json!([1])]),
+            Err(UnitError::Refused(_))
+        ));
     }
 
     #[test]
     fn pv_rows_from_a_recording() {
         let cols = ["pv_name", "pv_size", "pv_used", "pv_free", "pv_attr"];
         let f = fields(&["name", "size", "used", "free", "allocatable"]);
-        let rows = Unit::Pv.build_rows(&sample("storage_pv.stdout"), &cols, &f).unwrap();
+        let rows = Unit::Pv
+            .build_rows(&sample("storage_pv.stdout"), &cols, &f)
+            .unwrap();
         assert_eq!(
             Value::from(rows),
             json!([
@@ -426,7 +465,9 @@ mod tests {
                 ["/dev/loop2", 60, 0, 60, true],
             ])
         );
-        let rows = Unit::Pv.build_rows(&sample("pvs_after.stdout"), &cols, &f).unwrap();
+        let rows = Unit::Pv
+            .build_rows(&sample("pvs_after.stdout"), &cols, &f)
+            .unwrap();
         assert_eq!(rows[1], json!(["/dev/loop1", 96, 24, 72, false]));
     }
 
@@ -434,23 +475,33 @@ mod tests {
     fn vg_rows_from_a_recording() {
         let cols = ["vg_name", "vg_size", "vg_free"];
         let f = fields(&["allocatable", "used", "name", "free", "size"]);
-        let rows = Unit::Vg.build_rows(&sample("storage_vg.stdout"), &cols, &f).unwrap();
+        let rows = Unit::Vg
+            .build_rows(&sample("storage_vg.stdout"), &cols, &f)
+            .unwrap();
         assert_eq!(
             Value::from(rows),
             json!([[true, 0, "datavg", 60, 60], [true, 208, "xenvg", 84, 292]])
         );
-        assert!(Unit::Vg.build_rows("  a|b\n", &cols, &f).unwrap().is_empty());
+        assert!(Unit::Vg
+            .build_rows("  a|b\n", &cols, &f)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn unknown_fields_and_limits() {
         assert_eq!(
-            Unit::Vg.list_lvm(None, &fields(&["name", "colour"])).unwrap_err(),
+            Unit::Vg
+                .list_lvm(None, &fields(&["name", "colour"]))
+                .unwrap_err(),
             UnitError::Failed("'colour'".into())
         );
         let p = Paths::with_root("");
         let many = vec!["name".to_string(); MAX_FIELDS + 1];
-        assert!(matches!(Unit::Vg.list(&p, None, &many), Err(UnitError::Refused(_))));
+        assert!(matches!(
+            Unit::Vg.list(&p, None, &many),
+            Err(UnitError::Refused(_))
+        ));
         assert!(matches!(
             Unit::Vg.list_lvm(Some("--all"), &fields(&["name"])),
             Err(UnitError::Refused(_))
@@ -471,7 +522,10 @@ mod tests {
             "Unable to modify the followingfields: ['size']"
         );
         assert_eq!(
-            Unit::Pv.execute("/dev/sda", "fix-consistency").unwrap_err().to_string(),
+            Unit::Pv
+                .execute("/dev/sda", "fix-consistency")
+                .unwrap_err()
+                .to_string(),
             "operation 'fix-consistency' is not implemented for storage type 'lvm-pv'"
         );
         assert!(matches!(

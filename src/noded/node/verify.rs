@@ -126,8 +126,8 @@ pub(super) fn node_verify(ctx: &Context, body: &[u8]) -> Result<Value, RpcError>
     }
 
     if vm_capable && what.contains_key("pvlist") {
-        let vgs: Option<Vec<String>> = check(&what, "pvlist")?;
-        put("pvlist", pv_list(&vgs.unwrap_or_default()));
+        let vgs: Option<Option<Vec<String>>> = check(&what, "pvlist")?;
+        put("pvlist", pv_list(&vgs.flatten().unwrap_or_default()));
     }
 
     if what.contains_key("version") {
@@ -200,7 +200,9 @@ fn pv_list(vgs: &[String]) -> Value {
     match lvm::pv_info(vgs, false) {
         Some(pvs) => pvs
             .into_iter()
-            .map(|(free, pv, vg)| Value::from(vec![Value::from(free), Value::from(pv), Value::from(vg)]))
+            .map(|(free, pv, vg)| {
+                Value::from(vec![Value::from(free), Value::from(pv), Value::from(vg)])
+            })
             .collect(),
         None => Value::Null,
     }
