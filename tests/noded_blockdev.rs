@@ -714,12 +714,65 @@ fn lvm_listings_from_recordings() {
         &json!([{"lvlist": null, "vglist": null, "pvlist": null}, "cluster"]),
     );
     assert_eq!(v["pvlist"].as_array().unwrap().len(), 3);
+    // bdev_sizes: block devices below /dev only (any block device of this
+    // machine will do; its size comes from the fake blockdev).
+    let blockdev = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            use std::os::unix::fs::FileTypeExt;
+            std::fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device())
+        });
+    let mut paths = vec![
+        "/dev/null".to_string(),
+        "/etc/passwd".into(),
+        "/dev/../etc/passwd".into(),
+    ];
+    match &blockdev {
+        Some(dev) => {
+            let dev = dev.display().to_string();
+            n.written_answer(
+                &format!("blockdev --getsize64 {dev}"),
+                "size",
+                "1073741824\n",
+                0,
+            );
+            paths.push(dev.clone());
+            assert_eq!(n.ok("bdev_sizes", &json!([paths])), json!({dev: 1024}));
+        }
+        None => {
+            eprintln!("no block device under /dev: bdev_sizes checked on non-devices only");
+            assert_eq!(n.ok("bdev_sizes", &json!([paths])), json!({}));
+        }
+    }
     // Not VM capable: none of them.
     let v = n.ok(
         "node_verify",
         &json!([{"lvlist": null, "vglist": null, "pvlist": [], "vmnodes": ["node1.example.com"]}, "c"]),
     );
     assert_eq!(v, json!({}));
+
+    // Body limits: 64 KiB for one disk's calls, 4 MiB for the multi call.
+    const SMALL: usize = 64 * 1024;
+    const MULTI: usize = 4 * 1024 * 1024;
+    let padded = |json: &str, len: usize| format!("{json}{}", " ".repeat(len - json.len()));
+    let multi = r#"[{"other-node": []}]"#;
+    let a = n.raw("blockdev_getmirrorstatus_multi", &padded(multi, MULTI));
+    assert_eq!((a.status, a.text().as_str()), (200, "[true, []]\n"));
+    assert_eq!(
+        n.announced("blockdev_getmirrorstatus_multi", MULTI + 1),
+        413
+    );
+    assert_eq!(n.raw("lv_list", &padded("[[]]", SMALL)).status, 200);
+    for procedure in [
+        "blockdev_create",
+        "blockdev_getsize",
+        "lv_list",
+        "storage_list",
+    ] {
+        assert_eq!(n.announced(procedure, SMALL + 1), 413, "{procedure}");
+    }
 }
 
 #[test]

@@ -648,6 +648,51 @@ mod tests {
     }
 
     #[test]
+    fn dev_paths_of_disks() {
+        let root =
+            std::env::temp_dir().join(format!("ganeti-bdev-devpath-{}", crate::sys::getpid()));
+        let _ = std::fs::remove_dir_all(&root);
+        let p = Paths::with_root(&root);
+        std::fs::create_dir_all(p.data_dir()).unwrap();
+        std::fs::create_dir_all(root.join("srv/ganeti/file-storage/i1")).unwrap();
+        std::fs::write(
+            p.ssconf_file("file_storage_dir"),
+            "/srv/ganeti/file-storage\n",
+        )
+        .unwrap();
+        std::fs::write(p.ssconf_file("shared_file_storage_dir"), "\n").unwrap();
+        let disk = |id: Value| -> Disk {
+            serde_json::from_value(json!({"dev_type": "file", "physical_id": id, "size": 1}))
+                .unwrap()
+        };
+        let d0 = disk(json!(["loop", "/srv/ganeti/file-storage/i1/disk0"]));
+        let e = disk_dev_path(&p, &d0).unwrap_err();
+        assert!(e.starts_with("Block device '<Disk(type=file"), "{e}");
+        std::fs::write(root.join("srv/ganeti/file-storage/i1/disk0"), "").unwrap();
+        assert_eq!(
+            disk_dev_path(&p, &d0).unwrap(),
+            root.join("srv/ganeti/file-storage/i1/disk0")
+        );
+        for bad in [
+            "/etc/passwd",
+            "/srv/ganeti/file-storage/i1/../../../etc/passwd",
+        ] {
+            assert!(
+                disk_dev_path(&p, &disk(json!(["loop", bad]))).is_err(),
+                "{bad}"
+            );
+        }
+        let lv: Disk = serde_json::from_value(json!({"dev_type": "lvm",
+            "physical_id": ["xenvg", "a/../../etc"]}))
+        .unwrap();
+        assert_eq!(
+            disk_dev_path(&p, &lv).unwrap_err(),
+            "Invalid LVM name 'a/../../etc'"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn unknown_and_unsupported_types_are_refused() {
         let p = Paths::with_root("");
         for (t, msg) in [
