@@ -602,6 +602,30 @@ pub fn child_exited(pid: i32) -> io::Result<bool> {
 
 // ---- end of helper "hooks" ----
 
+// ---- helper "bdev": file system statistics for storage_list (file) ----
+
+/// Sizes of the file system holding `path`, in bytes: (total, available to
+/// unprivileged users), as 2.5.2's `GetFilesystemStats` computes them
+/// (`f_blocks * f_frsize`, `f_bavail * f_frsize`).
+#[allow(clippy::unnecessary_cast)] // the field types differ between targets
+pub fn statvfs(path: &std::path::Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: an all-zero statvfs is a valid value for this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a NUL-terminated string and st a writable statvfs, both
+    // alive during the call.
+    cvt(unsafe { libc::statvfs(c.as_ptr(), &mut st) })?;
+    let frsize = st.f_frsize as u64;
+    Ok((
+        (st.f_blocks as u64).saturating_mul(frsize),
+        (st.f_bavail as u64).saturating_mul(frsize),
+    ))
+}
+
+// ---- end of helper "bdev" ----
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -413,7 +413,8 @@ fn node_verify_answers_the_cluster_verify_checks() {
     .unwrap();
 
     // The recorded request (sample 34) with this node's name and address,
-    // plus kvm, an unknown hypervisor and a check not supported yet.
+    // plus kvm, an unknown hypervisor, a check not supported yet and
+    // lvlist (its value depends on this machine's LVM).
     let what = json!({
         "bridges": ["g25br0", "lo"],
         "filelist": ["/var/lib/ganeti/config.data", "/var/lib/ganeti/known_hosts",
@@ -452,6 +453,7 @@ fn node_verify_answers_the_cluster_verify_checks() {
             "hvparms",
             "hypervisor",
             "instancelist",
+            "lvlist",
             "master-ip",
             "node-net-test",
             "nodelist",
@@ -489,6 +491,12 @@ fn node_verify_answers_the_cluster_verify_checks() {
         );
     }
     assert_eq!(v["instancelist"], json!(["inst1"]));
+    // {} without volume groups; an error text where lvs is missing.
+    assert!(
+        v["lvlist"].is_object() || v["lvlist"].is_string(),
+        "{}",
+        v["lvlist"]
+    );
     assert_eq!(v["master-ip"], true);
     // node2's secondary 127.0.0.2 is pinged from my secondary 127.0.0.1:
     // nobody listens there on this port, but a refused connection counts.

@@ -182,7 +182,10 @@ mod tests {
         let v = votes(&[answer("me"), down.clone(), down]);
         assert_eq!(judge(&v, "me"), Ok(false));
         // Malformed answers count as failures.
-        let v = votes(&[NodeResult::Ok(json!(["eth0"])), NodeResult::Failed("x".into())]);
+        let v = votes(&[
+            NodeResult::Ok(json!(["eth0"])),
+            NodeResult::Failed("x".into()),
+        ]);
         assert_eq!(judge(&v, "me"), Ok(false));
     }
 

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use super::{backend, decode, os_error_text, Context, Procedure, RpcError, SMALL_BODY};
 use crate::fsutil;
+use crate::paths::Paths;
 use crate::ssconf::{self, SsconfError};
 
 /// Mode given to `makedirs` (the daemon's umask applies, as in 2.5.2).
@@ -52,27 +53,27 @@ pub const PROCEDURES: &[Procedure] = &[
 
 /// A checked storage directory: the normalised wire path (used in
 /// messages) and the local path.
-struct StorageDir {
-    wire: String,
-    local: PathBuf,
+pub(crate) struct StorageDir {
+    pub(crate) wire: String,
+    pub(crate) local: PathBuf,
 }
 
 /// One ssconf value; a missing file is 2.5.2's ConfigurationError.
-fn ssconf_value(ctx: &Context, key: &str) -> Result<String, RpcError> {
-    ssconf::read(&ctx.paths, key).map_err(|e| match e {
+pub(crate) fn ssconf_value(paths: &Paths, key: &str) -> Result<String, RpcError> {
+    ssconf::read(paths, key).map_err(|e| match e {
         SsconfError::Io(p, e) => backend(format!(
             "Can't read from the ssconf file: '{}'",
-            os_error_text(&e, Some(&ctx.paths.to_wire(&p)))
+            os_error_text(&e, Some(&paths.to_wire(&p)))
         )),
         other => backend(other),
     })
 }
 
 /// 2.5.2's `_TransformFileStorageDir`, with the component-wise and symlink
-/// checks.
-fn storage_dir(ctx: &Context, dir: &str) -> Result<StorageDir, RpcError> {
-    let base = ssconf_value(ctx, "file_storage_dir")?;
-    let shared = ssconf_value(ctx, "shared_file_storage_dir")?;
+/// checks. Also used by `crate::storage` for the paths of `file` disks.
+pub(crate) fn storage_dir(paths: &Paths, dir: &str) -> Result<StorageDir, RpcError> {
+    let base = ssconf_value(paths, "file_storage_dir")?;
+    let shared = ssconf_value(paths, "shared_file_storage_dir")?;
     let shown = fsutil::normalize(dir)
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.to_string());
@@ -87,8 +88,8 @@ fn storage_dir(ctx: &Context, dir: &str) -> Result<StorageDir, RpcError> {
         .find_map(|b| Some((fsutil::normalize(b)?, fsutil::below_dir(b, dir)?)))
         .ok_or_else(refused)?;
     let wire = wire.to_string_lossy().into_owned();
-    let local = ctx.paths.to_local(&wire);
-    let base_local = ctx.paths.to_local(&base_wire.to_string_lossy());
+    let local = paths.to_local(&wire);
+    let base_local = paths.to_local(&base_wire.to_string_lossy());
     if !stays_inside(&base_local, &local) {
         return Err(refused());
     }
@@ -132,7 +133,7 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 /// there.
 fn file_storage_dir_create(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     let (dir,): (String,) = decode(body)?;
-    let dir = storage_dir(ctx, &dir)?;
+    let dir = storage_dir(&ctx.paths, &dir)?;
     let cannot = |e: io::Error| {
         RpcError::Failed(format!(
             "Cannot create file storage directory '{}': {}",
@@ -156,7 +157,7 @@ fn file_storage_dir_create(ctx: &Context, body: &[u8]) -> Result<Value, RpcError
 /// `file_storage_dir_remove [dir]`: `rmdir`; a missing directory is fine.
 fn file_storage_dir_remove(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     let (dir,): (String,) = decode(body)?;
-    let dir = storage_dir(ctx, &dir)?;
+    let dir = storage_dir(&ctx.paths, &dir)?;
     let cannot = |e: io::Error| {
         RpcError::Failed(format!(
             "Cannot remove file storage directory '{}': {}",
@@ -182,8 +183,8 @@ fn file_storage_dir_remove(ctx: &Context, body: &[u8]) -> Result<Value, RpcError
 /// `new` exists.
 fn file_storage_dir_rename(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     let (old, new): (String, String) = decode(body)?;
-    let old = storage_dir(ctx, &old)?;
-    let new = storage_dir(ctx, &new)?;
+    let old = storage_dir(&ctx.paths, &old)?;
+    let new = storage_dir(&ctx.paths, &new)?;
     let cannot = |e: String| {
         RpcError::Failed(format!(
             "Cannot rename '{}' to '{}': {e}",
@@ -229,7 +230,7 @@ mod tests {
     #[test]
     fn paths_must_be_strictly_below_a_base() {
         let (ctx, root) = scratch("check");
-        let e = storage_dir(&ctx, "/srv/ganeti/file-storage/a")
+        let e = storage_dir(&ctx.paths, "/srv/ganeti/file-storage/a")
             .err()
             .unwrap();
         assert_eq!(
@@ -239,7 +240,7 @@ mod tests {
         );
         set(&ctx, "file_storage_dir", "/srv/ganeti/file-storage");
         set(&ctx, "shared_file_storage_dir", "");
-        let ok = storage_dir(&ctx, "/srv/ganeti/file-storage//a/./b").unwrap();
+        let ok = storage_dir(&ctx.paths, "/srv/ganeti/file-storage//a/./b").unwrap();
         assert_eq!(ok.wire, "/srv/ganeti/file-storage/a/b");
         assert_eq!(ok.local, root.join("srv/ganeti/file-storage/a/b"));
         for bad in [
@@ -250,7 +251,7 @@ mod tests {
             "",
             "a/b",
         ] {
-            let e = storage_dir(&ctx, bad).err().unwrap().to_string();
+            let e = storage_dir(&ctx.paths, bad).err().unwrap().to_string();
             assert!(e.starts_with("File storage directory '"), "{bad}: {e}");
             assert!(
                 e.ends_with(

@@ -3,7 +3,7 @@
 //! Handled checks: `version`, `time`, `filelist`, `nodesetup`, `nodelist`
 //! (ssh), `node-net-test`, `master-ip`, `oob-paths`, and, on VM-capable
 //! nodes (not named in `vmnodes`), `hypervisor`, `hvparms`, `instancelist`,
-//! `hvinfo`, `oslist`, `bridges`. Not yet: `lvlist`, `vglist`, `pvlist`,
+//! `hvinfo`, `oslist`, `bridges`, `lvlist`, `vglist`, `pvlist`. Not yet:
 //! `drbd-list`, `drbd-helper` (logged and left out of the answer). Unknown
 //! keys are ignored, as in 2.5.2.
 
@@ -23,13 +23,14 @@ use crate::constants::{PROTOCOL_VERSION, RELEASE_VERSION};
 use crate::fsutil;
 use crate::hypervisor;
 use crate::noded::{decode, Context, RpcError};
+use crate::storage::lvm;
 
 /// `TcpPing`'s default timeout, used by the network checks.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one `ssh <node> hostname --fqdn` may take (2.5.2: unbounded).
 const SSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Checks 2.5.2 knows that this node daemon does not run yet.
-const NOT_YET: [&str; 5] = ["lvlist", "vglist", "pvlist", "drbd-list", "drbd-helper"];
+const NOT_YET: [&str; 2] = ["drbd-list", "drbd-helper"];
 
 /// The value of one check, decoded; `None` when the key is absent.
 fn check<T: DeserializeOwned>(what: &Map<String, Value>, key: &str) -> Result<Option<T>, RpcError> {
@@ -110,10 +111,23 @@ pub(super) fn node_verify(ctx: &Context, body: &[u8]) -> Result<Value, RpcError>
         put("oob-paths", Value::Array(tmp));
     }
 
+    if vm_capable && what.contains_key("lvlist") {
+        put("lvlist", lv_list_all());
+    }
+
     if vm_capable {
         if let Some(hvs) = check::<Vec<String>>(&what, "instancelist")? {
             put("instancelist", instance_list(ctx, &hvs));
         }
+    }
+
+    if vm_capable && what.contains_key("vglist") {
+        put("vglist", crate::noded::storage::vg_map());
+    }
+
+    if vm_capable && what.contains_key("pvlist") {
+        let vgs: Option<Option<Vec<String>>> = check(&what, "pvlist")?;
+        put("pvlist", pv_list(&vgs.flatten().unwrap_or_default()));
     }
 
     if what.contains_key("version") {
@@ -168,6 +182,34 @@ pub(super) fn node_verify(ctx: &Context, body: &[u8]) -> Result<Value, RpcError>
         );
     }
     Ok(Value::Object(result))
+}
+
+/// `lvlist`: the `lv_list` result for every VG `vgs` shows, or the error
+/// text (2.5.2 passed the VG names on; names LVM itself would refuse are
+/// left out here).
+fn lv_list_all() -> Value {
+    let vgs: Vec<String> = lvm::list_volume_groups()
+        .into_keys()
+        .filter(|vg| lvm::validate_name(vg).is_ok())
+        .collect();
+    match lvm::volume_list(&vgs) {
+        Ok(lvs) => Value::Object(lvs),
+        Err(e) => Value::from(e.to_string()),
+    }
+}
+
+/// `pvlist`: `[free, pv, vg]` of every PV (allocatable or not) in `vgs`
+/// (all when empty), or null when `pvs` fails.
+fn pv_list(vgs: &[String]) -> Value {
+    match lvm::pv_info(vgs, false) {
+        Some(pvs) => pvs
+            .into_iter()
+            .map(|(free, pv, vg)| {
+                Value::from(vec![Value::from(free), Value::from(pv), Value::from(vg)])
+            })
+            .collect(),
+        None => Value::Null,
+    }
 }
 
 /// `{wire path: sha1}` of the regular files among `files` (missing files
