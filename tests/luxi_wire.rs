@@ -305,6 +305,27 @@ fn requests_split_across_reads_and_several_in_one_read_are_answered_in_order() {
 }
 
 #[test]
+fn large_answers_to_a_slow_reader_come_whole_and_in_order() {
+    let server = Server::start("luxi-slowreader");
+    let mut s = server.raw();
+    // Pipelined requests whose answers do not fit in the socket buffer (a
+    // small one arrives with the end of the first); the client reads
+    // nothing for a while.
+    let big = |c: char| json!(c.to_string().repeat(2 * 1024 * 1024));
+    let mut all = request("Echo", big('a'));
+    all.extend(request("Echo", json!("small")));
+    all.extend(request("Echo", big('c')));
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || w.write_all(&all).unwrap());
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(answer(&recv(&mut s).unwrap()).result, big('a'));
+    assert_eq!(answer(&recv(&mut s).unwrap()).result, json!("small"));
+    assert_eq!(answer(&recv(&mut s).unwrap()).result, big('c'));
+    writer.join().unwrap();
+    assert_eq!(server.handler.calls().len(), 3);
+}
+
+#[test]
 fn answers_and_failures_have_2_5_2_layout() {
     let server = Server::start("luxi-layout");
     let mut s = server.raw();

@@ -311,7 +311,8 @@ impl LuxiServer {
             stopping: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             finished: AtomicBool::new(false),
-            warnings: Throttle::default(),
+            warnings: Throttle::new(log::Level::Warn),
+            protocol_errors: Throttle::new(log::Level::Error),
             next_id: AtomicU64::new(1),
         });
         let mut running = Running {
@@ -599,6 +600,8 @@ struct Shared {
     /// The I/O thread has ended; workers end when the queue is empty.
     finished: AtomicBool,
     warnings: Throttle,
+    /// Malformed requests (2.5.2 logs each as an error).
+    protocol_errors: Throttle,
     next_id: AtomicU64,
 }
 
@@ -619,14 +622,23 @@ impl Shared {
     }
 }
 
-/// Logs a kind of warning at most once per [`WARNING_INTERVAL`], with the
-/// number of occurrences in between.
-#[derive(Debug, Default)]
+/// Logs a kind of message at most once per [`WARNING_INTERVAL`], with the
+/// number of occurrences in between, so a flood of bad clients cannot fill
+/// the log.
+#[derive(Debug)]
 struct Throttle {
+    level: log::Level,
     state: Mutex<(Option<Instant>, u64)>,
 }
 
 impl Throttle {
+    fn new(level: log::Level) -> Throttle {
+        Throttle {
+            level,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
     fn warn(&self, msg: fmt::Arguments<'_>) {
         let mut st = lock(&self.state);
         let now = Instant::now();
@@ -639,9 +651,13 @@ impl Throttle {
             return;
         }
         if st.1 > 0 {
-            log::warn!("{msg} ({} more such events in the last minute)", st.1);
+            log::log!(
+                self.level,
+                "{msg} ({} more such events in the last minute)",
+                st.1
+            );
         } else {
-            log::warn!("{msg}");
+            log::log!(self.level, "{msg}");
         }
         *st = (Some(now), 0);
     }
@@ -702,10 +718,10 @@ fn io_loop(shared: &Shared, listener: UnixListener, wake_rx: UnixStream) {
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut accept_pause: Option<Instant> = None;
     loop {
-        let returned = std::mem::take(&mut *lock(&shared.returned));
-        for conn in returned {
-            park_or_dispatch(shared, after_answer(shared, conn), &mut parked);
-        }
+        // From the workers: waiting for their next request (a buffered one
+        // went to the queue already), or for the socket to take the rest
+        // of an answer (a pipelined request waits for that).
+        parked.append(&mut lock(&shared.returned));
         let stopping = shared.stopping.load(Ordering::SeqCst);
         if shared.abort.load(Ordering::SeqCst) {
             break;
@@ -968,12 +984,17 @@ fn serve(shared: &Shared, task: Task) -> Next {
     let lenient = shared.options.version_policy == VersionPolicy::Lenient;
     let result = match luxi::parse_request(&message) {
         Err(e) if lenient => {
-            log::error!("Protocol Error: {e}");
+            let peer = &conn.peer;
+            shared
+                .protocol_errors
+                .warn(format_args!("Protocol Error from {peer}: {e}"));
             Err(Failure::Other(e.to_string()))
         }
         Err(e) => {
-            log::error!("Protocol Error: {e}");
-            log::info!("Closing connection from {}", conn.peer);
+            let peer = &conn.peer;
+            shared.protocol_errors.warn(format_args!(
+                "Protocol Error: {e}; closing connection from {peer}"
+            ));
             return Next::Close;
         }
         Ok(request) => {
