@@ -22,7 +22,7 @@ use ganeti::luxi::{
 };
 use ganeti::masterd::luxi_server::{
     invalid_operation, Handler, LuxiServer, Options, Running, VersionPolicy,
-    CLIENT_REQUEST_WORKERS, MAX_CONNECTIONS,
+    CLIENT_REQUEST_WORKERS, MAX_CONNECTIONS, REQUEST_READ_TIMEOUT,
 };
 use ganeti::paths::Paths;
 use serde_json::{json, Value};
@@ -539,6 +539,64 @@ fn a_request_that_does_not_arrive_in_time_is_closed_but_idle_connections_stay() 
     thread::sleep(Duration::from_millis(200));
     let got = call_raw(&mut idle, &request("Echo", json!("still here")));
     assert_eq!(answer(&got).result, json!("still here"));
+}
+
+#[test]
+fn a_stalled_request_is_closed_after_the_request_read_timeout() {
+    let server = Server::start("luxi-readtimeout");
+    let mut stalled = server.raw();
+    let mut idle = server.raw();
+    stalled
+        .write_all(b"{\"args\": [], \"method\": \"Ec")
+        .unwrap();
+    let started = Instant::now();
+    assert!(closed_without_answer(&mut stalled));
+    let took = started.elapsed();
+    assert!(
+        took >= REQUEST_READ_TIMEOUT - Duration::from_millis(100)
+            && took < REQUEST_READ_TIMEOUT + Duration::from_secs(3),
+        "{took:?}"
+    );
+    // An idle connection has no such limit.
+    let got = call_raw(&mut idle, &request("Echo", json!("idle")));
+    assert_eq!(answer(&got).result, json!("idle"));
+}
+
+#[test]
+fn an_answer_nobody_reads_holds_no_worker_and_is_dropped_after_the_write_timeout() {
+    let _heavy = heavy();
+    let options = Options {
+        workers: 1,
+        write_timeout: Duration::from_millis(500),
+        ..Options::default()
+    };
+    let server = Server::with("luxi-writetimeout", options);
+    // An answer far larger than the socket buffer, never read.
+    let mut lazy = server.raw();
+    lazy.write_all(&request("Echo", json!("z".repeat(3 * 1024 * 1024))))
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        server.handler.calls().len() == 1
+    }));
+    // The only worker is free for others meanwhile.
+    let t = Instant::now();
+    let mut other = server.client();
+    assert_eq!(other.call("Echo", json!("next")).unwrap(), json!("next"));
+    assert!(
+        t.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    // Past the write timeout the connection is closed: the client finds a
+    // cut answer.
+    thread::sleep(Duration::from_millis(1000));
+    let mut got = Vec::new();
+    let _ = lazy.read_to_end(&mut got);
+    assert!(
+        !got.is_empty() && got.last() != Some(&EOM),
+        "{} bytes",
+        got.len()
+    );
 }
 
 #[test]
