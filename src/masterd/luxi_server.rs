@@ -376,12 +376,10 @@ fn ensure_socket_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), ServerError> 
     std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io_err("set the owner of", dir))
 }
 
-/// Binds (and listens) at a fresh temporary name next to `path`.
+/// Binds (and listens) at a fresh temporary name next to `path`, no longer
+/// than `ganeti-master` (a socket path has at most 107 bytes), like 2.5.2's
+/// `tempfile.mktemp` names.
 fn bind_temporary(path: &Path, dir: &Path) -> Result<(UnixListener, PathBuf), ServerError> {
-    let base = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut last = None;
     for _ in 0..BIND_ATTEMPTS {
         let mut random = [0u8; 4];
@@ -390,11 +388,7 @@ fn bind_temporary(path: &Path, dir: &Path) -> Result<(UnixListener, PathBuf), Se
             path: path.to_path_buf(),
             error: io::Error::other(e),
         })?;
-        let temp = dir.join(format!(
-            ".{base}.{}-{:08x}.tmp",
-            sys::getpid(),
-            u32::from_le_bytes(random)
-        ));
+        let temp = dir.join(format!(".tmp{:08x}", u32::from_le_bytes(random)));
         match UnixListener::bind(&temp) {
             Ok(l) => return Ok((l, temp)),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
@@ -1084,6 +1078,18 @@ mod tests {
             e.to_string()
                 .starts_with("Invalid arguments for WaitForJobChange: "),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_owner_is_reported_as_2_5_2_does() {
+        let e = ServerError::UnknownOwner {
+            user: "gnt-masterd".into(),
+            group: "gnt-daemons".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "User or group not existing on system: gnt-masterd:gnt-daemons"
         );
     }
 
