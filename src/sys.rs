@@ -626,6 +626,74 @@ pub fn statvfs(path: &std::path::Path) -> io::Result<(u64, u64)> {
 
 // ---- end of helper "bdev" ----
 
+// ---- helper "luxi": Unix stream sockets of the LUXI client and server ----
+
+/// Connects to the Unix stream socket at `path` without waiting: a full
+/// listen backlog gives `io::ErrorKind::WouldBlock` (`EAGAIN`) at once
+/// instead of blocking, as 2.5.2's client sees it. Other failures are the
+/// socket's errno (`ENOENT`, `ECONNREFUSED`, `EACCES`...). The returned
+/// stream is in blocking mode.
+pub fn unix_connect_nowait(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixStream> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long or containing a NUL byte",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: socket takes plain integers and returns a new descriptor.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    })?;
+    // SAFETY: socket succeeded, so fd is a fresh descriptor owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    // SAFETY: addr is a live sockaddr_un and len does not exceed its size
+    // (checked against sun_path above).
+    cvt(unsafe {
+        libc::connect(
+            owned.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len as libc::socklen_t,
+        )
+    })?;
+    let stream = std::os::unix::net::UnixStream::from(owned);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// The credentials of the process at the other end of a Unix socket
+/// (`SO_PEERCRED`): pid, uid, gid.
+pub fn peer_credentials(fd: &impl AsRawFd) -> io::Result<(i32, u32, u32)> {
+    // SAFETY: ucred is plain data; all-zero is a valid value.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred and len are live locals of the sizes getsockopt expects.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((cred.pid, cred.uid, cred.gid))
+}
+
+// ---- end of helper "luxi" ----
+
 #[cfg(test)]
 mod tests {
     use super::*;
