@@ -563,50 +563,6 @@ pub fn connect_timeout(fd: &OwnedFd, addr: &SocketAddr, timeout: Duration) -> io
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostname_is_not_empty() {
-        assert!(!gethostname().unwrap().is_empty());
-    }
-
-    #[test]
-    fn unknown_service_has_no_port() {
-        assert_eq!(service_port("no-such-service-ganeti-rs"), None);
-    }
-
-    #[test]
-    fn localtime_is_sane() {
-        let (y, mo, d, h, mi, s) = localtime(86400 * 365 * 50);
-        assert!((2019..=2021).contains(&y));
-        assert!((1..=12).contains(&mo) && (1..=31).contains(&d));
-        assert!(h < 24 && mi < 60 && s < 61);
-    }
-
-    #[test]
-    fn root_is_known_and_nonsense_is_not() {
-        let root = getpwnam("root").unwrap().unwrap();
-        assert_eq!((root.uid, root.gid), (0, 0));
-        assert!(root.home.is_absolute());
-        assert_eq!(getgrnam("root").unwrap(), Some(0));
-        assert_eq!(getpwnam("no-such-user-ganeti-rs").unwrap(), None);
-        assert_eq!(getgrnam("no-such-group-ganeti-rs").unwrap(), None);
-    }
-
-    #[test]
-    fn second_flock_on_new_description_fails() {
-        let dir = std::env::temp_dir().join(format!("ganeti-sys-{}", getpid()));
-        std::fs::write(&dir, b"").unwrap();
-        let a = std::fs::File::open(&dir).unwrap();
-        let b = std::fs::File::open(&dir).unwrap();
-        assert!(flock_exclusive_nb(&a).unwrap());
-        assert!(!flock_exclusive_nb(&b).unwrap());
-        std::fs::remove_file(&dir).unwrap();
-    }
-}
-
 // ---- helper "hv": tap devices and descriptors handed to kvm ------------------
 
 /// `TUNSETIFF`, `TUNGETFEATURES` and the flags of `<linux/if_tun.h>`.
@@ -664,3 +620,47 @@ pub fn keep_fd_on_exec(cmd: &mut Command, fd: RawFd) {
     }
 }
 // ---- end of helper "hv" ---------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_is_not_empty() {
+        assert!(!gethostname().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unknown_service_has_no_port() {
+        assert_eq!(service_port("no-such-service-ganeti-rs"), None);
+    }
+
+    #[test]
+    fn localtime_is_sane() {
+        let (y, mo, d, h, mi, s) = localtime(86400 * 365 * 50);
+        assert!((2019..=2021).contains(&y));
+        assert!((1..=12).contains(&mo) && (1..=31).contains(&d));
+        assert!(h < 24 && mi < 60 && s < 61);
+    }
+
+    #[test]
+    fn root_is_known_and_nonsense_is_not() {
+        let root = getpwnam("root").unwrap().unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert!(root.home.is_absolute());
+        assert_eq!(getgrnam("root").unwrap(), Some(0));
+        assert_eq!(getpwnam("no-such-user-ganeti-rs").unwrap(), None);
+        assert_eq!(getgrnam("no-such-group-ganeti-rs").unwrap(), None);
+    }
+
+    #[test]
+    fn second_flock_on_new_description_fails() {
+        let dir = std::env::temp_dir().join(format!("ganeti-sys-{}", getpid()));
+        std::fs::write(&dir, b"").unwrap();
+        let a = std::fs::File::open(&dir).unwrap();
+        let b = std::fs::File::open(&dir).unwrap();
+        assert!(flock_exclusive_nb(&a).unwrap());
+        assert!(!flock_exclusive_nb(&b).unwrap());
+        std::fs::remove_file(&dir).unwrap();
+    }
+}

@@ -260,7 +260,7 @@ fn kvm_instance_lifecycle() {
     drop(vnc);
     if let Some(b) = &bridge {
         let tap = std::fs::read_to_string(base.join("nic/kvm1/0")).expect("tap name file");
-        assert_eq!(b.ports(), [tap.clone()]);
+        assert_eq!(b.ports(), [tap]);
         assert!(cmdline.contains("-device virtio-net-pci,mac=aa:00:00:35:d4:01,netdev=netdev0"));
     }
 

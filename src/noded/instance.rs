@@ -298,7 +298,7 @@ fn shutdown(ctx: &Context, inst: &Instance, timeout: Duration) -> Result<(), Rpc
             stopped = true;
             break;
         }
-        if last_try.is_none_or(|t| t.elapsed() >= RETRY_INTERVAL) {
+        if last_try.map_or(true, |t| t.elapsed() >= RETRY_INTERVAL) {
             if let Err(e) = hv.stop(inst, false, last_try.is_some()) {
                 if !listed(hv.as_ref())? {
                     stopped = true;
