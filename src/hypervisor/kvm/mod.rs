@@ -913,6 +913,9 @@ mod tests {
         let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let talker = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
+            // Take the command first, as qemu does.
+            let mut byte = [0u8; 1];
+            while s.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {}
             let chunk = vec![b'x'; 4096];
             let mut sent = 0;
             while sent <= MAX_MONITOR_OUTPUT + 4096 {
