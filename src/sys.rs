@@ -694,6 +694,64 @@ pub fn peer_credentials(fd: &impl AsRawFd) -> io::Result<(i32, u32, u32)> {
 
 // ---- end of helper "luxi" ----
 
+// ---- helper "hv": tap devices and descriptors handed to kvm ------------------
+
+/// `TUNSETIFF`, `TUNGETFEATURES` and the flags of `<linux/if_tun.h>`.
+const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
+const TUNGETFEATURES: libc::Ioctl = 0x8004_54cf;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+/// `sizeof(struct ifreq)` on Linux, and where its name ends.
+const IFREQ_SIZE: usize = 40;
+const IFNAMSIZ: usize = 16;
+
+/// Opens a new tap device on `/dev/net/tun` (close-on-exec), with
+/// `IFF_VNET_HDR` when asked for and the kernel offers it. Returns the
+/// interface name the kernel chose and the descriptor; the device goes away
+/// when the last descriptor is closed.
+pub fn open_tap(vnet_hdr: bool) -> io::Result<(String, OwnedFd)> {
+    let path = CString::new("/dev/net/tun").map_err(io::Error::other)?;
+    // SAFETY: `path` is a valid NUL-terminated string; the returned
+    // descriptor is checked and then owned below.
+    let fd = cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut flags = IFF_TAP | IFF_NO_PI;
+    if vnet_hdr {
+        let mut features: libc::c_uint = 0;
+        // SAFETY: TUNGETFEATURES writes one unsigned int to the pointer,
+        // which points to a live local of that type.
+        let ret = unsafe { libc::ioctl(fd.as_raw_fd(), TUNGETFEATURES, &mut features) };
+        if ret == 0 && features & (IFF_VNET_HDR as libc::c_uint) != 0 {
+            flags |= IFF_VNET_HDR;
+        }
+    }
+    let mut ifr = [0u8; IFREQ_SIZE];
+    ifr[IFNAMSIZ..IFNAMSIZ + 2].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq` (40 bytes on
+    // Linux: the name, then the flags); `ifr` is a live buffer of that size.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, ifr.as_mut_ptr()) })?;
+    let name = &ifr[..IFNAMSIZ];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
+    Ok((String::from_utf8_lossy(&name[..end]).into_owned(), fd))
+}
+
+/// Makes the child of `cmd` inherit `fd` (clears its close-on-exec flag
+/// between fork and exec only; the parent's descriptor keeps the flag).
+pub fn keep_fd_on_exec(cmd: &mut Command, fd: RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls fcntl,
+    // which is async-signal-safe; a bad descriptor is an error, not UB.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
+            cvt(libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC)).map(|_| ())
+        });
+    }
+}
+// ---- end of helper "hv" ---------------------------------------------------------
+
 #[cfg(test)]
 mod tests {
     use super::*;

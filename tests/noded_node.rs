@@ -475,9 +475,13 @@ fn node_verify_answers_the_cluster_verify_checks() {
         })
     );
     check_hv_info(&v["hvinfo"]);
+    // kvm's parameters are checked now: a partial dict names what is missing.
     assert_eq!(
         v["hvparms"],
-        json!([["os lab", "xen-pvm", "Unknown hypervisor type 'xen-pvm'"]])
+        json!([
+            ["cluster", "kvm", "Parameter 'initrd_path' is missing"],
+            ["os lab", "xen-pvm", "Unknown hypervisor type 'xen-pvm'"]
+        ])
     );
     assert_eq!(v["hypervisor"]["fake"], Value::Null);
     assert_eq!(

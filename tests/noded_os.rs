@@ -58,25 +58,11 @@ impl Drop for Node {
     }
 }
 
-/// The two file storage ssconf keys, as a master writes them.
-fn write_storage_ssconf(root: &Root) {
-    for (key, value) in [
-        ("file_storage_dir", "/srv/ganeti/file-storage"),
-        ("shared_file_storage_dir", "/srv/ganeti/shared-file-storage"),
-    ] {
-        std::fs::write(
-            root.path(&format!("var/lib/ganeti/ssconf_{key}")),
-            format!("{value}\n"),
-        )
-        .unwrap();
-    }
-}
-
 impl Node {
     fn start(tag: &str) -> Node {
         let root = Root::new(tag);
         copy_dir(Path::new(LAB), &root.path("srv/ganeti/os/lab"));
-        write_storage_ssconf(&root);
+        root.set_file_storage();
         let disk = root.path(DISK);
         std::fs::create_dir_all(disk.parent().unwrap()).unwrap();
         std::fs::File::create(&disk)
@@ -924,7 +910,7 @@ fn lab_export_and_import_round_trip() {
     // would, with the environment osdef builds for the instance.
     let root = Root::new("os-impexp");
     copy_dir(Path::new(LAB), &root.path("srv/ganeti/os/lab"));
-    write_storage_ssconf(&root);
+    root.set_file_storage();
     let paths = ganeti::paths::Paths::with_root(&root.dir);
     let disk = root.path(DISK);
     std::fs::create_dir_all(disk.parent().unwrap()).unwrap();

@@ -1,52 +1,53 @@
-//! Hypervisors: the node-level facts of `fake` and `kvm`.
+//! Hypervisors: one [`Hypervisor`] trait, chosen by the name the master
+//! sends, with `fake` ([`fake`]) and `kvm` ([`kvm`]) behind it, as Ganeti
+//! 2.5.2's `hv_fake` and `hv_kvm`.
 //!
-//! Supported so far: the Linux `/proc` node information (`node_info`), the
-//! hypervisor's self-check (`verify`) and the list of running instances
-//! (`list_instances`), as Ganeti 2.5.2's `hv_fake` and `hv_kvm` give them.
-//! Not yet: starting, stopping, migrating instances, parameter validation
-//! (kvm's parameters are accepted as they are for now). Xen, chroot and lxc
-//! are unknown here and give `Unknown hypervisor type '<name>'`.
+//! Supported: listing instances and their memory/vcpus, starting, stopping
+//! (soft, then forced), soft reboot, cleanup after a stop, the Linux `/proc`
+//! node information, the hypervisor self-check and parameter validation.
+//! Not supported: migration (`migration_info`, `accept_instance`,
+//! `finalize_migration`, `instance_migrate`), consoles, node powercycle.
+//! Xen, chroot and lxc are unknown here and give `Unknown hypervisor type
+//! '<name>'`, as 2.5.2 does for names it does not know.
 //!
 //! As in 2.5.2, every use creates the hypervisor's run directories (mode
 //! 0775) under `/var/run/ganeti`, which must exist. State lives under the
-//! node's root (`GANETI_ROOTDIR`); `/proc`, `/usr/bin/kvm` and socat are the
-//! machine's own.
+//! node's root (`GANETI_ROOTDIR`); `/proc`, `/dev/kvm` and the kvm binary
+//! are the machine's own.
+//!
+//! Deliberate differences from 2.5.2, for safety: instance names that are
+//! used in file names must be host-name-like ([`check_name`]: ASCII letters,
+//! digits, `-`, `_` and `.`, not starting with `.`, at most
+//! [`MAX_INSTANCE_NAME`] bytes); 2.5.2 only refused `/` and `..` through its
+//! path join. Listings are sorted.
 
 #![forbid(unsafe_code)]
+
+pub mod fake;
+pub mod kvm;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
-use crate::paths::{Paths, RUN_DIR};
+use crate::objects::{Disk, Instance};
+use crate::paths::Paths;
 
 /// Hypervisor names (`HT_FAKE`, `HT_KVM`).
 pub const HT_FAKE: &str = "fake";
 pub const HT_KVM: &str = "kvm";
 
-/// The kvm binary (`KVM_PATH`) and socat (`SOCAT_PATH`, as configure finds it).
-pub const KVM_PATH: &str = "/usr/bin/kvm";
-pub const SOCAT_PATH: &str = "/usr/bin/socat";
-
 /// Mode of the hypervisors' run directories (`RUN_DIRS_MODE`).
-const RUN_DIRS_MODE: u32 = 0o775;
+pub(crate) const RUN_DIRS_MODE: u32 = 0o775;
 
-/// Largest `/proc` file or fake state file read.
-const MAX_STATE_FILE: u64 = 1024 * 1024;
+/// Largest `/proc` file, pid file or fake state file read.
+pub(crate) const MAX_STATE_FILE: u64 = 1024 * 1024;
 
-/// The kvm run subdirectories created with the hypervisor.
-const KVM_SUBDIRS: [&str; 8] = [
-    "pid",
-    "uid",
-    "ctrl",
-    "conf",
-    "nic",
-    "keymap",
-    "chroot",
-    "chroot-quarantine",
-];
+/// Longest instance name accepted (a DNS name is at most 253 bytes).
+pub const MAX_INSTANCE_NAME: usize = 255;
 
 /// Why a hypervisor could not answer (2.5.2's `HypervisorError`).
 #[derive(Debug)]
@@ -61,6 +62,10 @@ pub enum HvError {
     MemInfo(String),
     /// A state directory could not be listed.
     List(PathBuf, io::Error),
+    /// An instance name that cannot be used in a file name.
+    InvalidName(String, &'static str),
+    /// Any other failure, as the sentence 2.5.2 gives.
+    Failed(String),
 }
 
 impl std::fmt::Display for HvError {
@@ -77,6 +82,10 @@ impl std::fmt::Display for HvError {
             HvError::List(dir, e) => {
                 write!(f, "Failed to list instances in {}: {e}", dir.display())
             }
+            HvError::InvalidName(name, why) => {
+                write!(f, "Invalid instance name '{}': {why}", name.escape_debug())
+            }
+            HvError::Failed(msg) => write!(f, "{msg}"),
         }
     }
 }
@@ -92,47 +101,120 @@ pub struct NodeInfo {
     pub cpu_sockets: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Fake,
-    Kvm,
+/// 2.5.2's instance info tuple `(name, id, memory, vcpus, state, times)`.
+/// `memory` and `vcpus` are numbers, or the raw text where the fake state
+/// file does not hold one (2.5.2's `TryConvert`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceInfo {
+    pub name: String,
+    pub id: Value,
+    pub memory: Value,
+    pub vcpus: Value,
+    pub state: String,
+    pub time: Value,
 }
 
-impl Kind {
-    fn from_name(name: &str) -> Result<Kind, HvError> {
-        match name {
-            HT_FAKE => Ok(Kind::Fake),
-            HT_KVM => Ok(Kind::Kvm),
-            other => Err(HvError::Unknown(other.to_string())),
-        }
-    }
+/// A block device handed to the hypervisor: the disk and the path of its
+/// link under `/var/run/ganeti/instance-disks` (local).
+pub type BlockDevice = (Disk, PathBuf);
 
-    /// The state directory (wire path).
-    fn root_dir(self) -> String {
-        match self {
-            Kind::Fake => format!("{RUN_DIR}/fake-hypervisor"),
-            Kind::Kvm => format!("{RUN_DIR}/kvm-hypervisor"),
-        }
-    }
+/// One hypervisor, as 2.5.2's `BaseHypervisor`.
+pub trait Hypervisor {
+    /// The running instances, sorted.
+    fn list_instances(&self) -> Result<Vec<String>, HvError>;
+    /// One instance's info; `None` when it is not running.
+    fn instance_info(&self, name: &str) -> Result<Option<InstanceInfo>, HvError>;
+    /// Every running instance's info.
+    fn all_instances_info(&self) -> Result<Vec<InstanceInfo>, HvError>;
+    /// Starts an instance (refused when it is running).
+    fn start(
+        &self,
+        inst: &Instance,
+        block_devices: &[BlockDevice],
+        paused: bool,
+    ) -> Result<(), HvError>;
+    /// Asks an instance to stop (`force`: kill it). Returns at once.
+    fn stop(&self, inst: &Instance, force: bool, retry: bool) -> Result<(), HvError>;
+    /// Removes what a stopped instance left.
+    fn cleanup(&self, name: &str) -> Result<(), HvError>;
+    /// Soft reboot.
+    fn reboot(&self, inst: &Instance) -> Result<(), HvError>;
+    /// Memory and CPUs of the node.
+    fn node_info(&self) -> Result<NodeInfo, HvError>;
+    /// `None` when the hypervisor is usable, else the problem.
+    fn verify(&self) -> Option<String>;
+    /// The node-side parameter checks (2.5.2's `ValidateParameters`).
+    fn validate_params(&self, params: &Map<String, Value>) -> Result<(), HvError>;
 }
 
-/// Looks the hypervisor up and creates its run directories, as 2.5.2's
+/// The hypervisor of that name, its run directories created, as 2.5.2's
 /// `hypervisor.GetHypervisor` does on every call.
-fn open(paths: &Paths, name: &str) -> Result<Kind, HvError> {
-    let kind = Kind::from_name(name)?;
-    let root = paths.to_local(&kind.root_dir());
-    ensure_dir(&root)?;
-    if kind == Kind::Kvm {
-        for sub in KVM_SUBDIRS {
-            ensure_dir(&root.join(sub))?;
-        }
+pub fn get(paths: &Paths, name: &str) -> Result<Box<dyn Hypervisor>, HvError> {
+    match name {
+        HT_FAKE => Ok(Box::new(fake::Fake::open(paths)?)),
+        HT_KVM => Ok(Box::new(kvm::Kvm::open(paths)?)),
+        other => Err(HvError::Unknown(other.to_string())),
     }
-    Ok(kind)
+}
+
+/// The hypervisor name of an instance; a missing one reads as Python's
+/// `None`, as 2.5.2 would print it.
+pub fn instance_hv(inst: &Instance) -> &str {
+    inst.hypervisor.as_deref().unwrap_or("None")
+}
+
+/// Checks that an instance name can be used in a file name and on a kvm
+/// command line: 1 to [`MAX_INSTANCE_NAME`] bytes of ASCII letters, digits,
+/// `-`, `_` and `.`, not starting with `.` (so never `.`, `..`, a hidden or
+/// temporary file, a path or an option separator).
+pub fn check_name(name: &str) -> Result<(), HvError> {
+    let bad = |why| Err(HvError::InvalidName(name.to_string(), why));
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > MAX_INSTANCE_NAME {
+        return bad("it is longer than 255 bytes");
+    }
+    if name.starts_with('.') {
+        return bad("it starts with '.'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return bad("only letters, digits, '-', '_' and '.' are allowed");
+    }
+    Ok(())
+}
+
+/// The hypervisor's node information.
+pub fn node_info(paths: &Paths, name: &str) -> Result<NodeInfo, HvError> {
+    get(paths, name)?.node_info()
+}
+
+/// The hypervisor's self-check: `None` when it is usable, else the problem.
+pub fn verify(paths: &Paths, name: &str) -> Result<Option<String>, HvError> {
+    Ok(get(paths, name)?.verify())
+}
+
+/// Checks a hypervisor's parameters against the node (2.5.2's
+/// `ValidateParameters`).
+pub fn validate_params(
+    paths: &Paths,
+    name: &str,
+    params: &Map<String, Value>,
+) -> Result<(), HvError> {
+    get(paths, name)?.validate_params(params)
+}
+
+/// The names of the running instances, sorted.
+pub fn list_instances(paths: &Paths, name: &str) -> Result<Vec<String>, HvError> {
+    get(paths, name)?.list_instances()
 }
 
 /// mkdir (parents must exist), then chmod; an existing non-directory is an
 /// error.
-fn ensure_dir(dir: &Path) -> Result<(), HvError> {
+pub(crate) fn ensure_dir(dir: &Path) -> Result<(), HvError> {
     let setup = |e| HvError::Setup(dir.to_path_buf(), e);
     match std::fs::create_dir(dir) {
         Ok(()) => {}
@@ -146,128 +228,30 @@ fn ensure_dir(dir: &Path) -> Result<(), HvError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(RUN_DIRS_MODE)).map_err(setup)
 }
 
-/// The hypervisor's node information: the Linux `/proc` facts; `fake` also
-/// subtracts the memory of its running instances (never below 0).
-pub fn node_info(paths: &Paths, name: &str) -> Result<NodeInfo, HvError> {
-    let kind = open(paths, name)?;
-    let mut info = linux_node_info()?;
-    if kind == Kind::Fake {
-        let used: u64 = fake_instances(paths)?
-            .iter()
-            .map(|(_, mem)| mem.unwrap_or(0))
-            .sum();
-        info.memory_free -= info.memory_free.min(used);
-    }
-    Ok(info)
-}
-
-/// The hypervisor's self-check: `None` when it is usable, else the problem.
-pub fn verify(paths: &Paths, name: &str) -> Result<Option<String>, HvError> {
-    let kind = open(paths, name)?;
-    Ok(match kind {
-        Kind::Fake => {
-            let dir = kind.root_dir();
-            (!paths.to_local(&dir).is_dir())
-                .then(|| format!("The required directory '{dir}' does not exist."))
-        }
-        Kind::Kvm => {
-            if !Path::new(KVM_PATH).exists() {
-                Some(format!("The kvm binary ('{KVM_PATH}') does not exist."))
-            } else if !Path::new(SOCAT_PATH).exists() {
-                Some(format!("The socat binary ('{SOCAT_PATH}') does not exist."))
-            } else {
-                None
-            }
-        }
-    })
-}
-
-/// Checks a hypervisor's parameters against the node (2.5.2's
-/// `ValidateParameters`). `fake` has no parameters, so nothing fails; `kvm`'s
-/// parameters (paths of kernels, initrds and the like) are not checked yet
-/// and are accepted as they are.
-pub fn validate_params(
-    paths: &Paths,
-    name: &str,
-    _params: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(), HvError> {
-    open(paths, name).map(|_| ())
-}
-
-/// The names of the running instances, sorted.
-pub fn list_instances(paths: &Paths, name: &str) -> Result<Vec<String>, HvError> {
-    let kind = open(paths, name)?;
-    let mut names: Vec<String> = match kind {
-        Kind::Fake => fake_instances(paths)?.into_iter().map(|(n, _)| n).collect(),
-        Kind::Kvm => {
-            let dir = paths.to_local(&kind.root_dir()).join("pid");
-            dir_entries(&dir)?
-                .into_iter()
-                .filter(|n| kvm_pid_alive(&dir, n))
-                .collect()
-        }
-    };
-    names.sort();
-    Ok(names)
-}
-
-/// File names in a directory (non-UTF-8 names are skipped).
-fn dir_entries(dir: &Path) -> Result<Vec<String>, HvError> {
+/// Visible file names in a directory, sorted (non-UTF-8 names and names
+/// starting with `.`, such as temporary files, are skipped).
+pub(crate) fn dir_entries(dir: &Path) -> Result<Vec<String>, HvError> {
     let list = |e| HvError::List(dir.to_path_buf(), e);
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(list)? {
         if let Some(n) = entry.map_err(list)?.file_name().to_str() {
-            names.push(n.to_string());
+            if !n.starts_with('.') {
+                names.push(n.to_string());
+            }
         }
     }
+    names.sort();
     Ok(names)
 }
 
 /// Reads at most [`MAX_STATE_FILE`] bytes of a text file.
-fn read_small(path: &Path) -> io::Result<String> {
+pub(crate) fn read_small(path: &Path) -> io::Result<String> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(path)?
         .take(MAX_STATE_FILE)
         .read_to_string(&mut text)?;
     Ok(text)
-}
-
-/// The fake instances: (name, memory in MiB when the state file says).
-/// A state file is `"<id>\n<memory>\n<vcpus>\n"`.
-fn fake_instances(paths: &Paths) -> Result<Vec<(String, Option<u64>)>, HvError> {
-    let dir = paths.to_local(&Kind::Fake.root_dir());
-    let mut out = Vec::new();
-    for name in dir_entries(&dir)? {
-        let text = read_small(&dir.join(&name)).map_err(|e| HvError::List(dir.clone(), e))?;
-        let memory = text.lines().nth(1).and_then(|l| l.trim().parse().ok());
-        out.push((name, memory));
-    }
-    Ok(out)
-}
-
-/// True when `pid/<name>` names a live process whose command line carries
-/// `-name <name>` (a kvm started by Ganeti for that instance).
-fn kvm_pid_alive(pid_dir: &Path, name: &str) -> bool {
-    let pid: u32 = match read_small(&pid_dir.join(name)) {
-        Ok(text) => text.trim().parse().unwrap_or(0),
-        Err(_) => 0,
-    };
-    if pid == 0 || !Path::new(&format!("/proc/{pid}/status")).exists() {
-        return false;
-    }
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmdline) => cmdline_instance(&cmdline).as_deref() == Some(name),
-        Err(_) => false,
-    }
-}
-
-/// The value of the last `-name` argument of a NUL-separated command line.
-fn cmdline_instance(cmdline: &[u8]) -> Option<String> {
-    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-    args.windows(2)
-        .rfind(|w| w[0] == b"-name")
-        .map(|w| String::from_utf8_lossy(w[1]).into_owned())
 }
 
 /// The Linux node information from `/proc/meminfo` and `/proc/cpuinfo`.
@@ -330,11 +314,10 @@ fn count_processors(text: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
-    fn scratch(tag: &str) -> (PathBuf, Paths) {
+    pub(crate) fn scratch(tag: &str) -> (PathBuf, Paths) {
         let root = std::env::temp_dir().join(format!("ganeti-hv-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let paths = Paths::with_root(&root);
@@ -379,6 +362,7 @@ mod tests {
             |p: &Paths| node_info(p, "xen-pvm").map(|_| ()),
             |p: &Paths| verify(p, "xen-pvm").map(|_| ()),
             |p: &Paths| list_instances(p, "xen-pvm").map(|_| ()),
+            |p: &Paths| validate_params(p, "xen-pvm", &Map::new()),
         ] {
             let e = call(&paths).unwrap_err();
             assert_eq!(e.to_string(), "Unknown hypervisor type 'xen-pvm'");
@@ -387,83 +371,33 @@ mod tests {
     }
 
     #[test]
-    fn fake_creates_its_dir_and_subtracts_instance_memory() {
-        let (root, paths) = scratch("fake");
-        let dir = paths.to_local("/var/run/ganeti/fake-hypervisor");
-        assert_eq!(verify(&paths, "fake").unwrap(), None);
-        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o775);
-        assert!(list_instances(&paths, "fake").unwrap().is_empty());
-        let before = node_info(&paths, "fake").unwrap();
-        std::fs::write(dir.join("inst2"), "0\n128\n1\n").unwrap();
-        std::fs::write(dir.join("inst1"), "0\nnot a number\n1\n").unwrap();
-        assert_eq!(list_instances(&paths, "fake").unwrap(), ["inst1", "inst2"]);
-        let after = node_info(&paths, "fake").unwrap();
-        assert_eq!(after.memory_total, before.memory_total);
-        // Other processes may change the free memory a little meanwhile.
-        let diff = before.memory_free as i64 - after.memory_free as i64;
-        assert!((100..=156).contains(&diff), "{before:?} {after:?}");
-        // Huge instances do not make it negative.
-        std::fs::write(dir.join("inst3"), "0\n99999999999\n1\n").unwrap();
-        assert_eq!(node_info(&paths, "fake").unwrap().memory_free, 0);
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn fake_dir_that_is_a_file_is_an_error() {
-        let (root, paths) = scratch("fakefile");
-        std::fs::write(paths.to_local("/var/run/ganeti/fake-hypervisor"), "").unwrap();
-        let e = verify(&paths, "fake").unwrap_err().to_string();
-        assert!(e.starts_with("Cannot create needed directory"), "{e}");
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn kvm_lists_live_processes_named_like_their_pid_file() {
-        let (root, paths) = scratch("kvm");
-        assert!(list_instances(&paths, "kvm").unwrap().is_empty());
-        let base = paths.to_local("/var/run/ganeti/kvm-hypervisor");
-        for sub in KVM_SUBDIRS {
-            assert!(base.join(sub).is_dir(), "{sub}");
+    fn instance_names_are_host_names() {
+        for good in ["inst1", "inst1.example.com", "a-b_c", "x..y"] {
+            check_name(good).unwrap();
         }
-        // A process whose command line carries "-name inst1", as kvm's does.
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "-name", "inst1"])
-            .spawn()
-            .unwrap();
-        let pid = child.id().to_string();
-        // Until the exec is done, /proc shows the test binary's command line.
-        let cmdline = format!("/proc/{pid}/cmdline");
-        let exec_done = || std::fs::read(&cmdline).is_ok_and(|c| c.ends_with(b"inst1\0"));
-        let started = std::time::Instant::now();
-        while !exec_done() && started.elapsed() < std::time::Duration::from_secs(5) {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        let longest = "a".repeat(MAX_INSTANCE_NAME);
+        check_name(&longest).unwrap();
+        let too_long = "a".repeat(MAX_INSTANCE_NAME + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "../x",
+            "a/b",
+            "a\0b",
+            "a,b",
+            "a b",
+            "a:0",
+            "ä",
+            too_long.as_str(),
+        ] {
+            let e = check_name(bad).unwrap_err().to_string();
+            assert!(e.starts_with("Invalid instance name"), "{bad:?}: {e}");
         }
-        let pids = base.join("pid");
-        std::fs::write(pids.join("inst1"), &pid).unwrap();
-        std::fs::write(pids.join("other"), &pid).unwrap(); // name mismatch
-        std::fs::write(pids.join("garbage"), "x").unwrap();
-        std::fs::write(pids.join("dead"), "999999999").unwrap();
-        assert_eq!(list_instances(&paths, "kvm").unwrap(), ["inst1"]);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(list_instances(&paths, "kvm").unwrap().is_empty());
-        // This machine has no kvm binary; where it has one, socat is next.
-        let v = verify(&paths, "kvm").unwrap();
-        if !Path::new(KVM_PATH).exists() {
-            assert_eq!(
-                v.as_deref(),
-                Some("The kvm binary ('/usr/bin/kvm') does not exist.")
-            );
-        }
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn cmdline_takes_the_last_name() {
         assert_eq!(
-            cmdline_instance(b"/usr/bin/kvm\0-name\0a\0-m\x00128\0-name\0b\0").as_deref(),
-            Some("b")
+            check_name("a\0b").unwrap_err().to_string(),
+            "Invalid instance name 'a\\0b': only letters, digits, '-', '_' and '.' are allowed"
         );
-        assert_eq!(cmdline_instance(b"/usr/bin/kvm\0-name"), None);
     }
 }

@@ -284,7 +284,7 @@ impl Device {
 pub fn disk_dev_path(paths: &Paths, disk: &Disk) -> Result<PathBuf, String> {
     let mut dev = Device::from_disk(paths, disk).map_err(|e| e.to_string())?;
     if !dev.attach() {
-        return Err(format!("Block device '{}' is not set up", describe(disk)));
+        return Err(format!("Block device '{}' is not set up.", describe(disk)));
     }
     Ok(dev.local_path())
 }

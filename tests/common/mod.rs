@@ -74,6 +74,21 @@ impl Root {
         .unwrap();
     }
 
+    /// Writes the ssconf keys naming the file storage directories, as a
+    /// master does: the node refuses file disks without them.
+    pub fn set_file_storage(&self) {
+        for (key, value) in [
+            ("file_storage_dir", "/srv/ganeti/file-storage"),
+            ("shared_file_storage_dir", "/srv/ganeti/shared-file-storage"),
+        ] {
+            std::fs::write(
+                self.path(&format!("var/lib/ganeti/ssconf_{key}")),
+                format!("{value}\n"),
+            )
+            .unwrap();
+        }
+    }
+
     /// Writes a cluster certificate as `server.pem` and returns its path.
     pub fn install_cert(&self, pem: &[u8]) -> PathBuf {
         let p = self.path("var/lib/ganeti/server.pem");
