@@ -22,10 +22,11 @@
 //!   An API version beyond a 64-bit integer counts as not an integer.
 //! * Every script run has a timeout ([`CREATE_TIMEOUT`], [`RENAME_TIMEOUT`],
 //!   [`VERIFY_TIMEOUT`], the master's own RPC timeouts): the script's
-//!   process group gets SIGTERM, and SIGKILL [`CHILD_LINGER`] later; the
-//!   failure reads as 2.5.2's `RunCmd` timeout messages. 2.5.2 waited for
-//!   ever. A script that outlived its timeout failed even if it then
-//!   exited 0.
+//!   process group gets SIGTERM, and SIGKILL once the script has exited or
+//!   [`CHILD_LINGER`] later; the failure reads as 2.5.2's `RunCmd` timeout
+//!   messages. 2.5.2 waited for ever. A script that outlived its timeout
+//!   failed even if it then exited 0. Scripts run through
+//!   [`crate::proc`], whose first doc comment has the details.
 //! * The names that end up in a log file name (instance name, old name,
 //!   the OS name with its variant) may not be empty, contain `/`, `..` or
 //!   NUL, and the log file name may not exceed [`MAX_LOG_NAME`] bytes;
@@ -48,18 +49,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
 use crate::objects::{Instance, LD_BLOCKDEV, LD_DRBD8, LD_FILE, LD_LV};
 use crate::paths::{Paths, OS_SEARCH_PATH};
-use crate::sys;
+use crate::{proc, sys};
 
 /// The OS API versions this Ganeti speaks.
 pub const OS_API_V10: i64 = 10;
@@ -111,9 +109,7 @@ pub const CREATE_TIMEOUT: Duration = Duration::from_secs(86400);
 pub const RENAME_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Between SIGTERM and SIGKILL after a timeout (`CHILD_LINGER_TIMEOUT`).
-pub const CHILD_LINGER: Duration = Duration::from_secs(5);
-/// Longest pause between two looks at a running script.
-const POLL_MAX: Duration = Duration::from_millis(100);
+pub const CHILD_LINGER: Duration = proc::CHILD_LINGER_TIMEOUT;
 
 /// Why a definition is not valid; `Display` is 2.5.2's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1029,7 +1025,7 @@ pub struct ScriptRun {
     pub output: String,
 }
 
-/// Why a script could not be run at all.
+/// Why a script could not be run to its end.
 #[derive(Debug)]
 pub enum RunError {
     LogFile(PathBuf, io::Error),
@@ -1051,7 +1047,8 @@ impl fmt::Display for RunError {
 
 /// Runs `script args...` as 2.5.2's `RunCmd(reset_env=True)`: exactly
 /// `env`, cwd `cwd`, stdin closed, in its own process group, and at most
-/// `timeout` (then SIGTERM to the group, SIGKILL [`CHILD_LINGER`] later).
+/// `timeout` (then SIGTERM to the group, SIGKILL [`CHILD_LINGER`] later;
+/// see [`crate::proc`]).
 pub fn run_script(
     script: &Path,
     args: &[&str],
@@ -1066,15 +1063,10 @@ pub fn run_script(
             io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"),
         )
     })?;
-    check_executable_format(script).map_err(|e| RunError::Spawn(script.into(), e))?;
+    proc::check_script_format(script).map_err(|e| RunError::Spawn(script.into(), e))?;
     let mut cmd = sys::command(program);
-    cmd.args(args)
-        .env_clear()
-        .envs(env)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .process_group(0);
-    match output {
+    cmd.args(args).env_clear().envs(env).current_dir(cwd);
+    let output = match output {
         Output::Append(path) => {
             let log = OpenOptions::new()
                 .append(true)
@@ -1083,160 +1075,21 @@ pub fn run_script(
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
                 .map_err(|e| RunError::LogFile(path.into(), e))?;
-            let log2 = log
-                .try_clone()
-                .map_err(|e| RunError::LogFile(path.into(), e))?;
-            cmd.stdout(log).stderr(log2);
+            proc::Output::File(log)
         }
-        Output::Capture => {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        }
-    }
-    let mut child = cmd.spawn().map_err(|e| RunError::Spawn(script.into(), e))?;
-    let result = wait(&mut child, timeout);
-    if result.is_err() {
-        let _ = sys::kill(-(child.id() as i32), libc::SIGKILL);
-        let _ = child.wait();
-    }
-    result.map_err(RunError::Wait)
-}
-
-/// Refuses, as `execve` does (`ENOEXEC`), a script that starts with
-/// neither `#!` nor the ELF magic: glibc's `execvp` (which `Command` uses)
-/// would run it with /bin/sh instead, where 2.5.2 (Python's `execve`)
-/// failed with "Exec format error".
-fn check_executable_format(script: &Path) -> io::Result<()> {
-    let mut head = Vec::with_capacity(4);
-    File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(script)?
-        .take(4)
-        .read_to_end(&mut head)?;
-    if head.starts_with(b"#!") || head.starts_with(b"\x7fELF") {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(libc::ENOEXEC))
-    }
-}
-
-/// What happened at the deadline.
-#[derive(Clone, Copy, PartialEq)]
-enum Stage {
-    Running,
-    Terminated(Instant),
-    Killed,
-}
-
-fn wait(child: &mut Child, timeout: Duration) -> io::Result<ScriptRun> {
-    let mut out = Capture::new(child.stdout.take())?;
-    let mut err = Capture::new(child.stderr.take())?;
-    let group = -(child.id() as i32);
-    let deadline = Instant::now() + timeout;
-    let mut stage = Stage::Running;
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        let progressed = out.drain() | err.drain();
-        // Until try_wait reaps the child, its pid (and group id) cannot be
-        // reused, so the signals below reach the script's group only.
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        let now = Instant::now();
-        match stage {
-            Stage::Running if now >= deadline => {
-                let _ = sys::kill(group, libc::SIGTERM);
-                stage = Stage::Terminated(now + CHILD_LINGER);
-            }
-            Stage::Terminated(linger) if now >= linger => {
-                let _ = sys::kill(group, libc::SIGKILL);
-                stage = Stage::Killed;
-            }
-            _ => {}
-        }
-        if progressed {
-            pause = Duration::from_millis(1);
-        } else {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(POLL_MAX);
-        }
+        Output::Capture => proc::Output::Capture {
+            stdout: MAX_VERIFY_OUTPUT,
+            stderr: MAX_VERIFY_OUTPUT,
+        },
     };
-    out.drain();
-    err.drain();
-    let mut output = out.data;
-    output.extend_from_slice(&err.data);
+    let run = proc::run(cmd, output, timeout).map_err(|e| match e {
+        proc::Error::Start(e) => RunError::Spawn(script.into(), e),
+        proc::Error::Wait(e) => RunError::Wait(e),
+    })?;
     Ok(ScriptRun {
-        fail_reason: fail_reason(status, stage, timeout),
-        output: String::from_utf8_lossy(&output).into_owned(),
+        output: String::from_utf8_lossy(&run.output()).into_owned(),
+        fail_reason: run.fail_reason,
     })
-}
-
-/// 2.5.2's `RunResult.fail_reason`; a timeout always counts as a failure.
-fn fail_reason(status: ExitStatus, stage: Stage, timeout: Duration) -> Option<String> {
-    let mut msgs = Vec::new();
-    if let Some(sig) = status.signal() {
-        msgs.push(format!("terminated by signal {sig}"));
-    } else if let Some(code) = status.code() {
-        msgs.push(format!("exited with exit code {code}"));
-    } else {
-        msgs.push("unable to determine termination reason".into());
-    }
-    let secs = timeout.as_secs_f64();
-    match stage {
-        Stage::Running => {}
-        Stage::Terminated(_) => {
-            msgs.push(format!("terminated after timeout of {secs:.2} seconds"));
-        }
-        Stage::Killed => msgs.push(format!(
-            "force termination after timeout of {secs:.2} seconds and linger for \
-             another {:.2} seconds",
-            CHILD_LINGER.as_secs_f64()
-        )),
-    }
-    let failed = status.code() != Some(0) || stage != Stage::Running;
-    failed.then(|| msgs.join(", "))
-}
-
-/// One non-blocking output pipe and the first [`MAX_VERIFY_OUTPUT`] bytes
-/// read from it (the rest is read and dropped).
-struct Capture<R> {
-    pipe: Option<R>,
-    data: Vec<u8>,
-}
-
-impl<R: Read + AsRawFd> Capture<R> {
-    fn new(pipe: Option<R>) -> io::Result<Self> {
-        if let Some(p) = &pipe {
-            sys::set_nonblocking(p)?;
-        }
-        Ok(Capture {
-            pipe,
-            data: Vec::new(),
-        })
-    }
-
-    fn drain(&mut self) -> bool {
-        let Some(pipe) = self.pipe.as_mut() else {
-            return false;
-        };
-        let mut buf = [0u8; 4096];
-        let mut progressed = false;
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) => {
-                    self.pipe = None;
-                    return progressed;
-                }
-                Ok(n) => {
-                    progressed = true;
-                    let room = MAX_VERIFY_OUTPUT.saturating_sub(self.data.len());
-                    self.data.extend_from_slice(&buf[..n.min(room)]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return progressed,
-            }
-        }
-    }
 }
 
 /// `utils.TailFile` + `SafeEncode`: the last [`TAIL_LINES`] lines of the
@@ -1275,6 +1128,7 @@ pub fn safe_encode(data: &[u8]) -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+    use std::time::Instant;
 
     fn scratch(tag: &str) -> (Paths, PathBuf) {
         let root =
@@ -1736,6 +1590,50 @@ mod tests {
                  and linger for another 5.00 seconds"
             )
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn children_ignoring_sigterm_die_with_a_script_that_timed_out() {
+        // The script exits on SIGTERM at once; its child ignores SIGTERM
+        // and must still get SIGKILL.
+        let (_, root) = scratch("orphan");
+        let script = root.join("s");
+        write_exec(
+            &script,
+            "#!/bin/sh\ntrap 'exit 0' TERM\n(trap '' TERM; exec sleep 30) &\n\
+             echo $! > pid\nwhile :; do sleep 0.05; done\n",
+        );
+        let mut env = Env::new();
+        env.insert("PATH".into(), SCRIPT_PATH.into());
+        let r = run_script(
+            &script,
+            &[],
+            &env,
+            &root,
+            Output::Capture,
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert_eq!(
+            r.fail_reason.as_deref(),
+            Some("exited with exit code 0, terminated after timeout of 0.30 seconds")
+        );
+        let pid: i32 = std::fs::read_to_string(root.join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = (0..250).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        });
+        let _ = crate::sys::kill(pid, libc::SIGKILL);
+        assert!(gone, "the child that ignored SIGTERM survived the timeout");
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -334,6 +334,13 @@ fn a_hanging_script_and_its_child_are_killed_at_the_timeout() {
             child.display()
         ),
     );
+    // Exiting 0 on SIGTERM after the timeout is still a failure.
+    node.hook(
+        "instance-start-pre.d",
+        "15-clean-exit",
+        "#!/bin/sh\nexec 2>/dev/null\ntrap 'echo cleaned up; exit 0' TERM\n\
+         while :; do sleep 0.1; done\n",
+    );
     node.hook(
         "instance-start-pre.d",
         "20-after",
@@ -343,7 +350,7 @@ fn a_hanging_script_and_its_child_are_killed_at_the_timeout() {
     let results = node.hooks("instance-start", "pre", &base_env());
     let took = start.elapsed();
     assert!(
-        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
         "{took:?}"
     );
     assert_eq!(
@@ -353,6 +360,12 @@ fn a_hanging_script_and_its_child_are_killed_at_the_timeout() {
                 "instance-start-pre.d/10-hang".into(),
                 1,
                 "started\\nterminated by signal 15, terminated after timeout of 1.00 seconds"
+                    .into()
+            ),
+            (
+                "instance-start-pre.d/15-clean-exit".into(),
+                1,
+                "cleaned up\\nexited with exit code 0, terminated after timeout of 1.00 seconds"
                     .into()
             ),
             ("instance-start-pre.d/20-after".into(), 2, "after".into()),
