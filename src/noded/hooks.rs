@@ -55,8 +55,10 @@
 //! * Names ending in a newline do not match `^[a-zA-Z0-9_-]+$` (they did
 //!   with Python's `$`); an iallocator name that does not match is
 //!   reported as not found, as 2.5.2 did, and logged.
-//! * A script without `#!` line is run by `/bin/sh` (the C library's
-//!   `execvp` fallback); 2.5.2 reported `[Errno 8] Exec format error`.
+//! * A script (or iallocator) must start with `#!` or be an ELF binary;
+//!   anything else fails with `[Errno 8] Exec format error` as in 2.5.2
+//!   (the C library's `execvp` would hand it to `/bin/sh`). Other formats
+//!   the kernel may know through binfmt_misc are refused.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -279,6 +281,9 @@ fn run_hook(
     let Some(program) = path.to_str() else {
         return exec_error(format!("the path '{}' is not UTF-8", path.display()));
     };
+    if let Err(e) = proc::check_script_format(path) {
+        return exec_error(start_error(&e, &wire));
+    }
     log::debug!("RunCmd {}", shell_quote(program));
     let mut cmd = sys::command(program);
     cmd.env_clear().envs(env).current_dir("/");
@@ -388,6 +393,8 @@ fn iallocator_runner(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
     let program = script
         .to_str()
         .ok_or_else(|| backend(format!("the path '{}' is not UTF-8", script.display())))?;
+    proc::check_script_format(&script)
+        .map_err(|e| backend(start_error(&e, &ctx.paths.to_wire(&script))))?;
     let mut cmd = sys::command(program);
     cmd.arg(&input.path).env("LC_ALL", "C").current_dir("/");
     log::debug!("RunCmd {} {}", shell_quote(program), input.path.display());
