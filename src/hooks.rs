@@ -210,8 +210,9 @@ fn py_repr_str(s: &str) -> String {
     out
 }
 
-/// Python 2's `str(float)`: `%.12g`, plus `.0` when that looks like an
-/// integer.
+/// Python 2's `str(float)`: 12 significant digits (`%.12g`), `.0` added
+/// to what looks like an integer; as Python adds that `.0`, it switches to
+/// the exponent form one digit earlier than C (from 1e11 on, not 1e12).
 pub fn py_float(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
@@ -227,7 +228,7 @@ pub fn py_float(f: f64) -> String {
     let sci = format!("{:.*e}", (PRECISION - 1) as usize, f);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let text = if (-4..PRECISION).contains(&exp) {
+    let text = if (-4..PRECISION - 1).contains(&exp) {
         let decimals = (PRECISION - 1 - exp).max(0) as usize;
         trim_fraction(&format!("{f:.decimals$}"))
     } else {
@@ -562,11 +563,16 @@ mod tests {
             (json!(2.5), "2.5"),
             (json!(-0.5), "-0.5"),
             (json!(1e20), "1e+20"),
-            (json!(123456789012.25), "123456789012.0"),
+            (json!(123456789012.25), "1.23456789012e+11"),
             (json!(999999999999.9), "1e+12"),
+            (json!(99999999999.5), "99999999999.5"),
+            (json!(99999999999.0), "99999999999.0"),
+            (json!(1e10), "10000000000.0"),
+            (json!(1326196800.123456), "1326196800.12"),
+            (json!(9.99999999999995), "10.0"),
             (json!(1.5e300), "1.5e+300"),
             (json!(5e-324), "4.94065645841e-324"),
-            (json!(100000000000.0), "100000000000.0"),
+            (json!(100000000000.0), "1e+11"),
             (json!(0.0001), "0.0001"),
             (json!(0.00001), "1e-05"),
             (json!(1.0 / 3.0), "0.333333333333"),
