@@ -55,6 +55,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use crate::hooks::{is_plugin_name, py_float, py_repr_str, py_str, py_strip, safe_encode};
 use crate::objects::{Instance, LD_BLOCKDEV, LD_DRBD8, LD_FILE, LD_LV};
 use crate::paths::{Paths, OS_SEARCH_PATH};
 use crate::{proc, sys};
@@ -297,14 +298,6 @@ fn search_path(paths: &Paths) -> Vec<(PathBuf, String)> {
     vec![(paths.os_search_path(), OS_SEARCH_PATH.to_string())]
 }
 
-/// `EXT_PLUGIN_MASK`: the names an OS (or hook) may have.
-pub fn valid_plugin_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// 2.5.2's `OSFromDisk`: the definition for `name` (a variant after `+`
 /// is ignored), searched in the search path.
 pub fn find(paths: &Paths, name: &str) -> Result<OsDef, OsError> {
@@ -315,7 +308,7 @@ pub fn find(paths: &Paths, name: &str) -> Result<OsDef, OsError> {
 /// 2.5.2's `_TryOSFromDisk` over the given (local, wire) directories.
 fn try_from_disk(name: &str, dirs: &[(PathBuf, String)]) -> Result<OsDef, OsError> {
     let not_found = || OsError::NotFound { name: name.into() };
-    if !valid_plugin_name(name) {
+    if !is_plugin_name(name) {
         return Err(not_found());
     }
     let (dir, wire_dir) = dirs
@@ -549,16 +542,6 @@ fn is_py_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
-/// Python's `str.strip()`.
-fn py_strip(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|&b| !is_py_space(b)).unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| !is_py_space(b))
-        .map_or(start, |e| e + 1);
-    &s[start..end]
-}
-
 /// Python's `str.split(None, 1)`.
 fn split_once_ws(s: &[u8]) -> Vec<&[u8]> {
     let start = s.iter().position(|&b| !is_py_space(b)).unwrap_or(s.len());
@@ -620,104 +603,6 @@ fn py_repr_bytes(s: &[u8]) -> String {
     }
     out.push(quote);
     out
-}
-
-/// Python 2's `repr()` of a JSON string as 2.5.2 decoded it (`str` when
-/// ASCII, else `unicode`).
-pub fn py_repr_str(s: &str) -> String {
-    if s.is_ascii() {
-        return py_repr_bytes(s.as_bytes());
-    }
-    let mut out = String::from("u'");
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            ' '..='~' => out.push(c),
-            _ if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            _ if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            _ => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('\'');
-    out
-}
-
-/// Python 2's `str(float)`: 12 significant digits, the exponent form
-/// below 1e-4 and from 1e11 on, `.0` added to what looks like an integer.
-pub fn py_float_str(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.into();
-    }
-    let sci = format!("{f:.11e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    // Python switches to the exponent one digit earlier than C's %g when
-    // it adds ".0" (float_repr_style 'short', Py_DTSF_ADD_DOT_0).
-    if !(-4..11).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
-    } else {
-        let fixed = trim(&format!("{f:.*}", (11 - exp) as usize));
-        if fixed.contains('.') {
-            fixed
-        } else {
-            format!("{fixed}.0")
-        }
-    }
-}
-
-/// Python 2's `repr()` of a decoded JSON value (inside lists and dicts).
-fn py_repr(v: &Value) -> String {
-    match v {
-        Value::String(s) => py_repr_str(s),
-        other => py_str(other),
-    }
-}
-
-/// Python 2's `str()` of a decoded JSON value (2.5.2 puts `str(value)`
-/// into the environment): None, True/False, ints, floats as Python prints
-/// them; lists and dicts as their repr (dict keys sorted).
-pub fn py_str(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => py_float_str(f),
-            _ => n.to_string(),
-        },
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(py_repr).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Object(m) => {
-            let items: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v)))
-                .collect();
-            format!("{{{}}}", items.join(", "))
-        }
-    }
 }
 
 /// `DiagnoseOS`: one `[name, path, status, diagnose, variants, parameters,
@@ -813,7 +698,7 @@ pub fn instance_env(paths: &Paths, inst: &Instance, os: &OsDef, debug: i64) -> R
         .ok_or_else(|| format!("Instance {} has no OS", inst.name))?;
     let mut env = core_env(full_os, os, &inst.osparams, debug);
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "None".into());
-    let time = |t: Option<f64>| t.map_or_else(|| "None".into(), py_float_str);
+    let time = |t: Option<f64>| t.map_or_else(|| "None".into(), py_float);
     env.insert("INSTANCE_NAME".into(), inst.name.clone());
     env.insert("INSTANCE_OS".into(), full_os.into());
     env.insert("INSTANCE_UUID".into(), opt(&inst.uuid));
@@ -1108,22 +993,6 @@ pub fn tail_lines(path: &Path) -> io::Result<Vec<String>> {
     Ok(lines[skip..].iter().map(|l| safe_encode(l)).collect())
 }
 
-/// `utils.SafeEncode`: printable ASCII as is, tab and newline as `\t` and
-/// `\n`, carriage return as 2.5.2's `\'r`, other bytes as `\xNN`.
-pub fn safe_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len());
-    for &b in data {
-        match b {
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\'r"),
-            32..=126 => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1211,7 +1080,7 @@ mod tests {
             (1e10, "10000000000.0"),
             (1.234e-5, "1.234e-05"),
         ] {
-            assert_eq!(py_float_str(f), s, "{f}");
+            assert_eq!(py_float(f), s, "{f}");
         }
         let v: Value = serde_json::json!([null, true, 128, 1.5, "a", {"k": "v"}]);
         assert_eq!(py_str(&v), "[None, True, 128, 1.5, 'a', {'k': 'v'}]");
