@@ -1417,7 +1417,7 @@ mod tests {
         write_exec(&script, "#!/bin/sh\nsleep 30 &\necho $! > pid\nsleep 30\n");
         let start = Instant::now();
         let r = run(&path_env, Output::Capture, Duration::from_millis(300));
-        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(start.elapsed() < Duration::from_secs(20));
         assert_eq!(
             r.fail_reason.as_deref(),
             Some("terminated by signal 15, terminated after timeout of 0.30 seconds")
@@ -1451,7 +1451,7 @@ mod tests {
         write_exec(&script, "#!/bin/sh\ntrap '' TERM\nsleep 30\n");
         let start = Instant::now();
         let r = run(&path_env, Output::Capture, Duration::from_millis(100));
-        assert!(start.elapsed() < CHILD_LINGER + Duration::from_secs(3));
+        assert!(start.elapsed() < CHILD_LINGER + Duration::from_secs(15));
         assert_eq!(
             r.fail_reason.as_deref(),
             Some(

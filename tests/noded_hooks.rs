@@ -363,7 +363,7 @@ fn a_hanging_script_and_its_child_are_killed_at_the_timeout() {
     let results = node.hooks("instance-start", "pre", &base_env());
     let took = start.elapsed();
     assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(30),
         "{took:?}"
     );
     assert_eq!(
@@ -408,7 +408,7 @@ fn a_script_ignoring_sigterm_is_killed_after_the_linger() {
     let results = node.hooks("node-remove", "pre", &base_env());
     let took = start.elapsed();
     assert!(
-        took >= Duration::from_secs(6) && took < Duration::from_secs(10),
+        took >= Duration::from_secs(6) && took < Duration::from_secs(30),
         "{took:?}"
     );
     assert_eq!(
