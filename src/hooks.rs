@@ -250,7 +250,10 @@ fn py_float_style(f: f64, precision: Option<usize>) -> String {
     }
     // Rust rounds correctly, as Python's dtoa does: "d.ddde<exp>".
     let (sci, exp_from) = match precision {
-        Some(p) => (format!("{:.*e}", p.saturating_sub(1), f.abs()), p - 1),
+        Some(p) => (
+            format!("{:.*e}", p.saturating_sub(1), f.abs()),
+            p.saturating_sub(1),
+        ),
         None => (format!("{:e}", f.abs()), 16),
     };
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
