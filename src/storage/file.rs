@@ -5,7 +5,7 @@
 //! did not check it). The path travels as a standard (wire) path and is
 //! mapped under `GANETI_ROOTDIR`. It must be normalised (no `.`, `..`,
 //! `//`, trailing `/`) and lie strictly below one of the two storage
-//! directories named in ssconf, checked by `noded::filestorage` (so no
+//! directories named in ssconf, checked by [`super::dirs`] (so no
 //! symlinked directory below them leads out); the file itself must be a
 //! regular file or missing: a symlink there is refused, never followed.
 #![forbid(unsafe_code)]
@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::dirs::{self, DirError};
 use super::{py_repr, BdevError};
 use crate::fsutil;
-use crate::noded::{filestorage, os_error_text};
 use crate::paths::Paths;
+use crate::sys::os_error_text;
 
 /// One MiB, the unit of disk sizes.
 pub const MIB: u64 = 1024 * 1024;
@@ -64,8 +65,10 @@ impl FileDev {
                 super::py_str(path)
             )));
         }
-        let dir =
-            filestorage::storage_dir(paths, path).map_err(|e| BdevError::Refused(e.to_string()))?;
+        let dir = dirs::storage_dir(paths, path).map_err(|e| match e {
+            DirError::Ssconf(m) => BdevError::Other(m),
+            DirError::Refused(m) => BdevError::Refused(m),
+        })?;
         let dev = FileDev {
             wire: dir.wire,
             local: dir.local,

@@ -11,7 +11,7 @@
 //! shape, LVM names (2.5.2's rules, plus: not empty, not starting with `-`,
 //! at most [`lvm::MAX_LVM_NAME`] characters), and for files the path, which
 //! must be normalised and lie strictly below one of the two storage
-//! directories (the containment check of `noded::filestorage`, so no
+//! directories (the containment check of [`dirs`], so no
 //! symlinked directory leads out) and must not be anything but a regular
 //! file (a symlink is refused, never followed). A refused disk is a
 //! [`BdevError::Refused`]; the procedures check all their disks before they
@@ -34,6 +34,7 @@
 //!   ensure-dirs tool).
 #![forbid(unsafe_code)]
 
+pub mod dirs;
 pub mod file;
 pub mod lvm;
 pub mod units;

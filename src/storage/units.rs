@@ -5,7 +5,8 @@
 //! PVs (`pvchange`); `fix-consistency` of VGs (`vgreduce --removemissing`).
 //!
 //! Differences, on the safe side: a `file` unit must be one of the two
-//! storage directories named in ssconf or lie below one of them (2.5.2
+//! storage directories named in ssconf or lie below one of them
+//! ([`super::dirs`]; 2.5.2
 //! listed any directory); a unit name must not look like an option (a VG
 //! name must be a valid LVM name); an operation 2.5.2 did not implement
 //! says which (2.5.2 answered an empty message).
@@ -15,11 +16,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::dirs::{self, DirError};
 use super::lvm::{self, LVM_TIMEOUT};
 use super::{py_repr, py_str, run};
 use crate::fsutil;
-use crate::noded::{filestorage, os_error_text};
 use crate::paths::Paths;
+use crate::sys::os_error_text;
 
 /// `constants.ST_*`.
 pub const ST_FILE: &str = "file";
@@ -326,19 +328,23 @@ fn remove_missing(vg: &str) -> Result<(), UnitError> {
 }
 
 /// A `file` unit: one of the two storage directories of ssconf, or below
-/// one of them (the `noded::filestorage` check). Returns the path as given
-/// and the local path.
+/// one of them (the [`dirs`] check). Returns the path as given and the
+/// local path. A missing ssconf file is an unexpected error, as in 2.5.2.
 fn file_unit(paths: &Paths, dir: &str) -> Result<(String, PathBuf), UnitError> {
+    let dir_error = |e: DirError| match e {
+        DirError::Ssconf(m) => UnitError::Failed(m),
+        DirError::Refused(m) => UnitError::Refused(m),
+    };
     let refused = |e: String| UnitError::Refused(e);
     let normal = fsutil::normalize(dir);
     for key in ["file_storage_dir", "shared_file_storage_dir"] {
-        let base = filestorage::ssconf_value(paths, key).map_err(|e| refused(e.to_string()))?;
+        let base = dirs::ssconf_value(paths, key).map_err(dir_error)?;
         if normal.is_some() && fsutil::normalize(&base) == normal {
             let n = normal.unwrap_or_default();
             return Ok((dir.to_string(), paths.to_local(&n.to_string_lossy())));
         }
     }
-    let checked = filestorage::storage_dir(paths, dir).map_err(|e| refused(e.to_string()))?;
+    let checked = dirs::storage_dir(paths, dir).map_err(dir_error)?;
     // The containment check covers the parents; a symlink at the unit
     // itself could still lead out.
     if checked
