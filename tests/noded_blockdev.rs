@@ -627,6 +627,19 @@ fn lvm_listings_from_recordings() {
         format!("Failed to list logical volumes, lvs output: fake lvs: no answer for: {lvs_list} nosuchvg\n")
     );
     n.commands();
+    // A listing longer than the daemon keeps of a command's output fails
+    // rather than being answered as if complete.
+    let long: String = (0..2000)
+        .map(|i| format!("  bigvg|lv{i:04}.disk0|128.00|-wi-a-----\n"))
+        .collect();
+    assert!(long.len() > 64 * 1024);
+    n.written_answer(&format!("{lvs_list} bigvg"), "long", &long, 0);
+    assert_eq!(
+        n.fail("lv_list", &json!([["bigvg"]])),
+        "Failed to list logical volumes, lvs output: \
+         lvs: output of 65536 bytes or more, cut and not used\n"
+    );
+    n.commands();
 
     let vgs_list = "vgs --noheadings --units m --nosuffix -o name,size";
     n.answer(vgs_list, "vg_list");
