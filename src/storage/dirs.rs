@@ -11,7 +11,15 @@
 //!   value allowed everything; here it allows nothing), and the base
 //!   directory itself is refused;
 //! * the real location of the path's parent must stay inside the real base
-//!   directory: a symlinked directory below the base cannot lead out.
+//!   directory: a symlinked directory below the base cannot lead out;
+//! * a storage directory that is, contains or lies below one of the system
+//!   or Ganeti directories of [`FORBIDDEN_DIRS`] (`/`, `/etc`, `/usr`,
+//!   `/var/lib/ganeti`, ...) is not used: the ssconf values come from the
+//!   master (`write_ssconf_files`), and with `file_storage_dir` set to `/`
+//!   or `/etc` a buggy or hostile master could otherwise remove, zero or
+//!   create files anywhere through `file` disks (2.5.2 had no such check;
+//!   later Ganeti versions refuse file storage below the same system
+//!   directories).
 //!
 //! The check happens before the caller acts on the path, by path name: a
 //! directory below a base that someone swaps for a symlink between the
@@ -27,6 +35,54 @@ use crate::fsutil;
 use crate::paths::Paths;
 use crate::ssconf::{self, SsconfError};
 use crate::sys::os_error_text;
+
+/// Directories a storage directory must not be, contain or lie below
+/// (wire paths).
+pub const FORBIDDEN_DIRS: [&str; 26] = [
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr/bin",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/sbin",
+    "/usr/local/bin",
+    "/usr/local/lib",
+    "/usr/local/lib32",
+    "/usr/local/lib64",
+    "/usr/local/sbin",
+    crate::paths::DATA_DIR,
+    crate::paths::LOG_DIR,
+    "/var/run",
+];
+
+/// Refuses a storage directory (normalised wire path) that is, contains or
+/// lies below one of [`FORBIDDEN_DIRS`].
+pub fn check_base(base: &Path) -> Result<(), DirError> {
+    let hit = FORBIDDEN_DIRS.iter().find(|f| {
+        let f = Path::new(f);
+        base.starts_with(f) || f.starts_with(base)
+    });
+    match hit {
+        Some(f) => Err(DirError::Refused(format!(
+            "File storage directory '{}' cannot be used: it is, contains or lies below \
+             the system directory '{f}'",
+            base.display()
+        ))),
+        None => Ok(()),
+    }
+}
 
 /// A checked path below a storage directory: the normalised wire path
 /// (used in messages) and the local path.
@@ -83,6 +139,7 @@ pub fn storage_dir(paths: &Paths, dir: &str) -> Result<StorageDir, DirError> {
         .into_iter()
         .find_map(|b| Some((fsutil::normalize(b)?, fsutil::below_dir(b, dir)?)))
         .ok_or_else(refused)?;
+    check_base(&base_wire)?;
     let wire = wire.to_string_lossy().into_owned();
     let local = paths.to_local(&wire);
     let base_local = paths.to_local(&base_wire.to_string_lossy());
@@ -155,6 +212,58 @@ mod tests {
                      or shared storage directory ''"
                 ),
                 "{e}"
+            );
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn system_directories_are_no_storage_directories() {
+        let (paths, root) = scratch("system");
+        set(
+            &paths,
+            "shared_file_storage_dir",
+            "/srv/ganeti/shared-file-storage",
+        );
+        for (base, path, hit) in [
+            ("/", "/etc/shadow", "/bin"),
+            ("/etc", "/etc/passwd", "/etc"),
+            ("/etc/ssh", "/etc/ssh/sshd_config", "/etc"),
+            ("/usr", "/usr/bin/ls", "/usr/bin"),
+            ("/usr/local", "/usr/local/x", "/usr/local/bin"),
+            ("/var", "/var/x", "/var/lib/ganeti"),
+            ("/var/lib", "/var/lib/dpkg/status", "/var/lib/ganeti"),
+            (
+                "/var/lib/ganeti",
+                "/var/lib/ganeti/config.data",
+                "/var/lib/ganeti",
+            ),
+            ("/var/run/ganeti/x", "/var/run/ganeti/x/y", "/var/run"),
+            ("/srv/../etc", "/etc/passwd", "/etc"),
+        ] {
+            set(&paths, "file_storage_dir", base);
+            let shown = fsutil::normalize(base).unwrap();
+            assert_eq!(
+                storage_dir(&paths, path).unwrap_err(),
+                DirError::Refused(format!(
+                    "File storage directory '{}' cannot be used: it is, contains or lies \
+                     below the system directory '{hit}'",
+                    shown.display()
+                )),
+                "{base}"
+            );
+        }
+        // The other storage directory still works, and so do ordinary ones.
+        assert!(storage_dir(&paths, "/srv/ganeti/shared-file-storage/i/d").is_ok());
+        for base in [
+            "/srv/ganeti/file-storage",
+            "/usr/share/vm",
+            "/var/lib/ganeti-disks",
+        ] {
+            set(&paths, "file_storage_dir", base);
+            assert!(
+                storage_dir(&paths, &format!("{base}/i/disk0")).is_ok(),
+                "{base}"
             );
         }
         std::fs::remove_dir_all(&root).unwrap();

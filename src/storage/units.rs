@@ -341,6 +341,7 @@ fn file_unit(paths: &Paths, dir: &str) -> Result<(String, PathBuf), UnitError> {
         let base = dirs::ssconf_value(paths, key).map_err(dir_error)?;
         if normal.is_some() && fsutil::normalize(&base) == normal {
             let n = normal.unwrap_or_default();
+            dirs::check_base(&n).map_err(dir_error)?;
             return Ok((dir.to_string(), paths.to_local(&n.to_string_lossy())));
         }
     }
