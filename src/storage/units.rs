@@ -211,9 +211,9 @@ impl Unit {
                     })),
                     (Unit::Pv, "allocatable") => Value::from(col("pv_attr").starts_with('a')),
                     (Unit::Vg, "allocatable") => Value::from(true),
-                    (Unit::Vg, "used") => {
-                        Value::from(parse_size(col("vg_size"))? - parse_size(col("vg_free"))?)
-                    }
+                    (Unit::Vg, "used") => Value::from(
+                        parse_size(col("vg_size"))?.saturating_sub(parse_size(col("vg_free"))?),
+                    ),
                     (Unit::Pv, f) => Value::from(parse_size(col(&format!("pv_{f}")))?),
                     (_, f) => Value::from(parse_size(col(&format!("vg_{f}")))?),
                 };
@@ -388,9 +388,11 @@ fn list_file(wire: &str, local: &Path, fields: &[String]) -> Result<Vec<Value>, 
         .collect()
 }
 
-/// Bytes to MiB, rounded (2.5.2's `BytesToMebibyte`).
+/// Bytes to MiB, rounded half up (2.5.2's `BytesToMebibyte`), without
+/// overflowing near `u64::MAX` (sparse files can add up to that).
 fn mib(bytes: u64) -> u64 {
-    (bytes + 512 * 1024) / (1024 * 1024)
+    const MIB: u64 = 1024 * 1024;
+    bytes / MIB + u64::from(bytes % MIB >= MIB / 2)
 }
 
 /// 2.5.2's `CalculateDirectorySize` in bytes: the `lstat` sizes of all
@@ -549,5 +551,13 @@ mod tests {
         assert!(parse_size("x").is_err());
         assert_eq!(mib(512 * 1024), 1);
         assert_eq!(mib(512 * 1024 - 1), 0);
+        assert_eq!(mib(3 * 1024 * 1024 + 512 * 1024), 4);
+        assert_eq!(mib(u64::MAX), u64::MAX / (1024 * 1024) + 1);
+        // Sizes lvm2 would never print must not overflow either.
+        let cols = ["vg_name", "vg_size", "vg_free"];
+        let rows = Unit::Vg
+            .build_rows("  v|1e300|-1e300\n", &cols, &fields(&["used"]))
+            .unwrap();
+        assert_eq!(rows, vec![json!([i64::MAX])]);
     }
 }
