@@ -543,12 +543,14 @@ fn hostile_disks_are_refused_and_change_nothing() {
     assert!(n
         .fail("storage_list", &json!(["lvm-vg", [], "-a", ["name"]]))
         .starts_with("Invalid LVM name"));
-    assert!(n
-        .fail(
-            "storage_modify",
-            &json!(["lvm-pv", [], "--all", {"allocatable": true}])
-        )
-        .starts_with("Invalid storage unit name"));
+    for pv in ["--all", "@ganeti"] {
+        assert!(n
+            .fail(
+                "storage_modify",
+                &json!(["lvm-pv", [], pv, {"allocatable": false}])
+            )
+            .starts_with("Invalid storage unit name"));
+    }
     assert!(n
         .fail(
             "storage_execute",

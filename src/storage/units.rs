@@ -6,10 +6,12 @@
 //!
 //! Differences, on the safe side: a `file` unit must be one of the two
 //! storage directories named in ssconf or lie below one of them
-//! ([`super::dirs`]; 2.5.2
-//! listed any directory); a unit name must not look like an option (a VG
-//! name must be a valid LVM name); an operation 2.5.2 did not implement
-//! says which (2.5.2 answered an empty message).
+//! ([`super::dirs`]; 2.5.2 listed any directory); a unit name must not be
+//! something the LVM tools read as an option or a selection: a VG name must
+//! be a valid LVM name, a PV name a device path (`/...`; 2.5.2 passed
+//! `--all` or `@tag` on, and `pvchange --allocatable n @tag` changes every
+//! PV with that tag); an operation 2.5.2 did not implement says which
+//! (2.5.2 answered an empty message).
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -224,13 +226,15 @@ impl Unit {
         Ok(rows)
     }
 
-    /// A PV or VG name given by the master.
+    /// A PV or VG name given by the master: a valid LVM name for a VG, a
+    /// device path for a PV.
     fn check_name(&self, name: &str) -> Result<(), UnitError> {
         match self {
             Unit::Vg => lvm::validate_name(name).map_err(|e| UnitError::Refused(e.to_string())),
-            _ if name.is_empty() || name.starts_with('-') || name.contains('\0') => Err(
-                UnitError::Refused(format!("Invalid storage unit name {}", py_str(name))),
-            ),
+            _ if !name.starts_with('/') || name.contains('\0') => Err(UnitError::Refused(format!(
+                "Invalid storage unit name {}",
+                py_str(name)
+            ))),
             _ => Ok(()),
         }
     }
@@ -515,10 +519,24 @@ mod tests {
             Unit::Vg.list_lvm(Some("--all"), &fields(&["name"])),
             Err(UnitError::Refused(_))
         ));
-        assert!(matches!(
-            Unit::Pv.list_lvm(Some("-a"), &fields(&["name"])),
-            Err(UnitError::Refused(_))
-        ));
+        for bad in ["-a", "@tag", "", "sda", "/dev/a\0b"] {
+            assert!(
+                matches!(
+                    Unit::Pv.list_lvm(Some(bad), &fields(&["name"])),
+                    Err(UnitError::Refused(_))
+                ),
+                "{bad}"
+            );
+            let mut allocatable = Map::new();
+            allocatable.insert("allocatable".into(), json!(false));
+            assert!(
+                matches!(
+                    Unit::Pv.modify(bad, &allocatable),
+                    Err(UnitError::Refused(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
