@@ -28,7 +28,12 @@
 //!   <error>` and `Error in file growth: <error>`.
 //! * Wiping a file disk adds `conv=notrunc` and `oflag=nofollow` to `dd`:
 //!   2.5.2's `dd` cut the file at the end of the wiped chunk.
-//! * Every external command has a timeout.
+//! * Every external command has a timeout, and one whose standard output
+//!   reaches `cmd::MAX_OUTPUT` counts as failed (a cut listing is never
+//!   answered as complete).
+//! * Storage directories that are, contain or lie below system or Ganeti
+//!   directories are not used ([`dirs::FORBIDDEN_DIRS`]); PV names must be
+//!   device paths.
 //! * The device cache (`/var/run/ganeti/bdev-cache`) and the instance disk
 //!   links directory are created when missing (2.5.2 left that to its
 //!   ensure-dirs tool).
