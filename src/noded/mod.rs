@@ -99,7 +99,7 @@ pub fn backend(msg: impl std::fmt::Display) -> RpcError {
 
 /// An OS error as Python 2 prints it (it lives in `sys`, below `storage`,
 /// which uses it too).
-pub use crate::sys::os_error_text;
+pub use crate::fsutil::os_error_text;
 
 /// Removes the visible regular files directly in `dir` (never symlinks,
 /// directories, names starting with `.`, or `keep`), then fsyncs it; a

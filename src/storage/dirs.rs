@@ -32,9 +32,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fsutil;
+use crate::fsutil::os_error_text;
 use crate::paths::Paths;
 use crate::ssconf::{self, SsconfError};
-use crate::sys::os_error_text;
 
 /// Directories a storage directory must not be, contain or lie below
 /// (wire paths).

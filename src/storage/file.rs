@@ -20,8 +20,8 @@ use serde_json::Value;
 use super::dirs::{self, DirError};
 use super::{py_repr, BdevError};
 use crate::fsutil;
+use crate::fsutil::os_error_text;
 use crate::paths::Paths;
-use crate::sys::os_error_text;
 
 /// One MiB, the unit of disk sizes.
 pub const MIB: u64 = 1024 * 1024;

@@ -23,7 +23,7 @@ use super::lvm::{self, LVM_TIMEOUT};
 use super::{py_repr, py_str, run};
 use crate::fsutil;
 use crate::paths::Paths;
-use crate::sys::os_error_text;
+use crate::fsutil::os_error_text;
 
 /// `constants.ST_*`.
 pub const ST_FILE: &str = "file";
