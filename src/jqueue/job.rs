@@ -294,9 +294,9 @@ impl Job {
                     "ops" => per_op(&|op| Value::Object(op.input.clone())),
                     "opresult" => per_op(&|op| op.result.clone()),
                     "opstatus" => per_op(&|op| json!(op.status.as_str())),
-                    "oplog" => per_op(&|op| {
-                        Value::Array(op.log.iter().map(LogEntry::to_value).collect())
-                    }),
+                    "oplog" => {
+                        per_op(&|op| Value::Array(op.log.iter().map(LogEntry::to_value).collect()))
+                    }
                     "opstart" => per_op(&|op| ts(&op.start_timestamp)),
                     "opexec" => per_op(&|op| ts(&op.exec_timestamp)),
                     "opend" => per_op(&|op| ts(&op.end_timestamp)),
@@ -363,9 +363,7 @@ impl Job {
             .and_then(job_id_from_value)
             .ok_or_else(|| bad("'id' is not a job id"))?;
         if file_id != id {
-            return Err(Corrupt(format!(
-                "the file of job {id} holds job {file_id}"
-            )));
+            return Err(Corrupt(format!("the file of job {id} holds job {file_id}")));
         }
         let ops = obj
             .get("ops")
@@ -515,10 +513,7 @@ pub fn op_tiny_summary(input: &Map<String, Value>) -> String {
 /// (a LUXI server answers them as `"Caught exception: <text>"`).
 pub fn load_opcode(v: Value) -> Result<Map<String, Value>, String> {
     let Value::Object(map) = v else {
-        return Err(format!(
-            "Invalid data to LoadOpCode ({})",
-            python_type(&v)
-        ));
+        return Err(format!("Invalid data to LoadOpCode ({})", python_type(&v)));
     };
     match map.get("OP_ID") {
         None => Err("Invalid data to LoadOpcode, missing OP_ID".into()),
@@ -671,15 +666,16 @@ pub fn invalid_priority(idx: usize, prio: &Value) -> GanetiError {
     )
 }
 
-/// The submitted priority when it is one of -10/0/10 (absent: 0).
-pub fn submit_priority(input: &Map<String, Value>) -> Result<i32, ()> {
+/// The submitted priority when it is one of -10/0/10 (absent: 0), else
+/// 2.5.2's error for opcode `idx`.
+pub fn submit_priority(idx: usize, input: &Map<String, Value>) -> Result<i32, GanetiError> {
     match input.get("priority") {
         None => Ok(PRIO_DEFAULT),
         Some(p) => p
             .as_i64()
             .and_then(|p| i32::try_from(p).ok())
             .filter(|p| PRIO_SUBMIT_VALID.contains(p))
-            .ok_or(()),
+            .ok_or_else(|| invalid_priority(idx, p)),
     }
 }
 

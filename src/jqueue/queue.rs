@@ -503,16 +503,10 @@ impl Inner {
             return Err(GanetiError::new("JobQueueFull", vec![]));
         }
         for (idx, op) in ops.iter().enumerate() {
-            if job::submit_priority(op).is_err() {
-                let prio = op.get("priority").cloned().unwrap_or(Value::Null);
-                return Err(job::invalid_priority(idx, &prio));
-            }
+            job::submit_priority(idx, op)?;
             let deps = op.get(job::DEPEND_ATTR);
             if job::parse_dependencies(deps).is_none() {
-                return Err(job::invalid_dependencies(
-                    idx,
-                    deps.unwrap_or(&Value::Null),
-                ));
+                return Err(job::invalid_dependencies(idx, deps.unwrap_or(&Value::Null)));
             }
         }
         let job = Job::new(id, ops)?;

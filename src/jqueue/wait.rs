@@ -95,7 +95,10 @@ mod tests {
 
     #[test]
     fn timeout_is_capped() {
-        assert_eq!(effective_timeout(Duration::from_secs(29)), Duration::from_secs(29));
+        assert_eq!(
+            effective_timeout(Duration::from_secs(29)),
+            Duration::from_secs(29)
+        );
         assert_eq!(effective_timeout(MAX_WAIT_TIMEOUT), MAX_WAIT_TIMEOUT);
         assert_eq!(
             effective_timeout(MAX_WAIT_TIMEOUT + Duration::from_secs(1)),

@@ -324,7 +324,11 @@ fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
     let idx = ctx.index;
     let count = slot.job.ops.len();
     if slot.job.ops[idx].status == Status::Running {
-        log::error!("Job {}: opcode {} is already marked running", entry.id, idx + 1);
+        log::error!(
+            "Job {}: opcode {} is already marked running",
+            entry.id,
+            idx + 1
+        );
         return Step::Finished;
     }
     let mut waitjob = false;
@@ -354,10 +358,7 @@ fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
 
         if !waitjob && slot.job.ops[idx].status == Status::Waiting {
             let summary = job::op_summary(&slot.job.ops[idx].input);
-            log::info!(
-                "Op {}/{count}: opcode {summary} waiting for locks",
-                idx + 1
-            );
+            log::info!("Op {}/{count}: opcode {summary} waiting for locks", idx + 1);
             let mut input = slot.job.ops[idx].input.clone();
             let mut ectx = ExecCtx {
                 inner,
@@ -365,11 +366,7 @@ fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
                 index: idx,
                 priority: slot.job.ops[idx].priority,
                 lock_timeout: ctx.strategy.next_timeout(),
-                name: format!(
-                    "{worker}/Job{}/{}",
-                    entry.id,
-                    job::op_tiny_summary(&input)
-                ),
+                name: format!("{worker}/Job{}/{}", entry.id, job::op_tiny_summary(&input)),
             };
             drop(slot);
             set_task_name(ectx.name.clone());
@@ -597,7 +594,7 @@ mod tests {
         assert!(s.iter().all(|t| (1.0..=15.0).contains(t)));
         assert_eq!(s[s.len() - 1], 15.0);
         let sum: f64 = s.iter().sum();
-        assert!(sum >= 1800.0 && sum < 1815.0, "{sum}");
+        assert!((1800.0..1815.0).contains(&sum), "{sum}");
         // Second value: (1.0 * 1.05) ** 1.25.
         assert!((s[1] - 1.05_f64.powf(1.25)).abs() < 1e-12);
     }
@@ -631,6 +628,23 @@ mod tests {
         assert_eq!(prio, -20);
         // At -20 the next attempt blocks.
         assert_eq!(ctx.strategy.next_timeout(), None);
+    }
+
+    #[test]
+    fn worker_names_reach_the_kernel_cut_to_15_bytes() {
+        std::thread::spawn(|| {
+            set_task_name("Jq9/Job42/TEST_DELAY".into());
+            assert_eq!(current_task_name().as_deref(), Some("Jq9/Job42/TEST_DELAY"));
+            let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+            assert_eq!(comm, "Jq9/Job42/TEST_\n");
+            // Never cut inside a character.
+            set_task_name("Jq1/Job1/ÄÄÄÄ".into());
+            let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+            assert_eq!(comm, "Jq1/Job1/ÄÄÄ\n");
+        })
+        .join()
+        .unwrap();
+        assert_eq!(current_task_name(), None);
     }
 
     #[test]
