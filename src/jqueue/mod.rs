@@ -33,7 +33,7 @@
 //!   queue and in the newest archive directory, so a stale `serial` file can
 //!   never make an id be reused (2.5.2 would overwrite the job files).
 //! * Dependencies: ids are normalised (`5` and `"5"` are the same job); a
-//!   missing job fails the opcode with "Dependency error: Job <id> not found"
+//!   missing job fails the opcode with `Dependency error: Job <id> not found`
 //!   (2.5.2 asserted and left the job waiting forever). A job cancelled
 //!   while it waits for another job is cancelled at once (2.5.2 noticed only
 //!   when the other job finished).
@@ -52,6 +52,18 @@
 //!   (2.5.2 blocked forever).
 //! * The version check message is formatted ("Found job queue version 2,
 //!   expected 1"); 2.5.2 passed the format and its arguments separately.
+//! * While an opcode executes, its file shows the input as submitted; the
+//!   input as the executor left it (defaults filled in) is stored when the
+//!   attempt returns. 2.5.2's live opcode object showed the validated input
+//!   from the `running` write on. Final files are the same.
+//! * `SubmitManyJobs`: a job whose opcodes fail `LoadOpCode` gets its own
+//!   error and still uses an id; 2.5.2 refused the whole call before
+//!   allocating ids (a LUXI server wanting that calls [`job::load_opcode`]
+//!   on every opcode first). An empty call writes no serial file.
+//!
+//! Wiring left to the lead: [`job::op_summary`], [`job::op_tiny_summary`]
+//! and `job::opcode_known` are private fallbacks for `crate::opcodes`'
+//! `summary`, `tiny_summary` and `is_known`.
 #![forbid(unsafe_code)]
 
 pub mod job;
