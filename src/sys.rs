@@ -752,6 +752,31 @@ pub fn keep_fd_on_exec(cmd: &mut Command, fd: RawFd) {
 }
 // ---- end of helper "hv" ---------------------------------------------------------
 
+// ---- jqueue (helper "jqueue"): job worker thread names ----
+
+/// Most bytes of a thread name the kernel keeps (16 with the NUL).
+const THREAD_NAME_MAX: usize = 15;
+
+/// Renames the calling thread as `ps -L`/`top -H` show it (`prctl
+/// PR_SET_NAME`), cut to the kernel's 15 bytes on a character boundary.
+/// Best effort: a name with a NUL byte or a failing call changes nothing.
+pub fn set_thread_name(name: &str) {
+    let mut end = name.len().min(THREAD_NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let Ok(c) = CString::new(&name[..end]) else {
+        return;
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
+    // from the pointer; `c` is such a string and outlives the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+// ---- end jqueue ----
+
 #[cfg(test)]
 mod tests {
     use super::*;

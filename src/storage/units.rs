@@ -22,8 +22,8 @@ use super::dirs::{self, DirError};
 use super::lvm::{self, LVM_TIMEOUT};
 use super::{py_repr, py_str, run};
 use crate::fsutil;
-use crate::paths::Paths;
 use crate::fsutil::os_error_text;
+use crate::paths::Paths;
 
 /// `constants.ST_*`.
 pub const ST_FILE: &str = "file";
