@@ -6,6 +6,7 @@
 //! `hypervisor`, `storage`, `osdef`, `hooks`, `noded`, `masterd`. See DESIGN.md section 2.
 
 pub mod cmd;
+pub mod cmdlib;
 pub mod config;
 pub mod constants;
 pub mod daemon;
