@@ -38,7 +38,6 @@ pub mod params;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -506,31 +505,51 @@ impl Kvm {
     }
 
     /// Sends one command to the instance's monitor and returns what the
-    /// monitor answered (up to the next prompt).
+    /// monitor answered (up to the next prompt), all within
+    /// [`MONITOR_TIMEOUT`].
     pub fn monitor_command(&self, name: &str, command: &str) -> Result<String, HvError> {
+        self.monitor_exchange(name, command, MONITOR_TIMEOUT)
+    }
+
+    /// [`Kvm::monitor_command`] with its time limit. The connection is
+    /// bounded too: a kvm that no longer accepts (hung, or another client
+    /// holds the monitor) fills the socket's tiny listen queue, after which
+    /// a plain connect would wait for ever.
+    fn monitor_exchange(
+        &self,
+        name: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<String, HvError> {
         check_name(name)?;
         let failed = |e: std::io::Error| {
             HvError::Failed(format!(
                 "Failed to send command '{command}' to instance {name}: {e}"
             ))
         };
-        let mut s = UnixStream::connect(self.monitor_path(name)).map_err(failed)?;
-        s.set_read_timeout(Some(MONITOR_TIMEOUT)).map_err(failed)?;
-        s.set_write_timeout(Some(MONITOR_TIMEOUT)).map_err(failed)?;
+        let deadline = Instant::now() + timeout;
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| failed(std::io::ErrorKind::TimedOut.into()))
+        };
+        let mut s = sys::unix_connect_timeout(&self.monitor_path(name), timeout).map_err(failed)?;
+        s.set_write_timeout(Some(left()?)).map_err(failed)?;
         s.write_all(format!("{command}\n").as_bytes())
             .map_err(failed)?;
-        let deadline = Instant::now() + MONITOR_TIMEOUT;
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         // The greeting ends with a prompt; the answer with the next one.
         while count_prompts(&out) < 2 && out.len() < MAX_MONITOR_OUTPUT {
-            if Instant::now() >= deadline {
-                return Err(failed(std::io::ErrorKind::TimedOut.into()));
-            }
+            s.set_read_timeout(Some(left()?)).map_err(failed)?;
             match s.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => out.extend_from_slice(&buf[..n.min(MAX_MONITOR_OUTPUT - out.len())]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(failed(std::io::ErrorKind::TimedOut.into()))
+                }
                 Err(e) => return Err(failed(e)),
             }
         }
@@ -928,6 +947,50 @@ mod tests {
         let out = kvm.monitor_command("inst1", "info status").unwrap();
         assert_eq!(out.len(), MAX_MONITOR_OUTPUT);
         talker.join().unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn monitor_that_accepts_nothing_is_given_up_in_time() {
+        // A hung kvm: its monitor socket is bound and listening (with kvm's
+        // tiny queue) but nobody accepts; earlier, timed-out commands
+        // still fill the queue.
+        let (root, paths) = scratch("kvmhung");
+        let kvm = Kvm::open(&paths).unwrap();
+        let sock = kvm.monitor_path("inst1");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        sys::listen(&listener, 0).unwrap();
+        let queued = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        let limit = Duration::from_millis(500);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            let _ = tx.send(kvm.monitor_exchange("inst1", "system_powerdown", limit));
+        });
+        let answer = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the monitor command hangs");
+        let e = answer.unwrap_err().to_string();
+        assert!(
+            e.starts_with("Failed to send command 'system_powerdown' to instance inst1: "),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // A listener that takes the connection but never answers: also
+        // bounded, by the same limit.
+        drop((queued, listener));
+        std::fs::remove_file(&sock).unwrap();
+        let kvm = Kvm::open(&paths).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let silent = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let started = Instant::now();
+        let e = kvm
+            .monitor_exchange("inst1", "info status", limit)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("timed out"), "{e}");
+        assert!(started.elapsed() >= limit && started.elapsed() < Duration::from_secs(10));
+        drop(silent.join().unwrap());
         std::fs::remove_dir_all(&root).unwrap();
     }
 
