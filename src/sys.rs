@@ -816,6 +816,46 @@ pub fn unix_connect_timeout(
         Err(e) => Err(e),
     }
 }
+
+/// Opens a pidfd (close-on-exec) for process `pid` (`pidfd_open(2)`, Linux
+/// 5.3): unlike the pid, it names that one process for as long as it is
+/// held, even once the process has exited and its pid was given to another.
+/// It polls readable once the process has exited (a zombie included).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags (none) and returns a new
+    // descriptor or -1; the arguments are passed as the longs the syscall
+    // interface reads.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(ret).map_err(io::Error::other)?;
+    // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `sig` to the process of a pidfd (`pidfd_send_signal(2)`). Once
+/// that process has exited this fails with `ESRCH` and signals nobody,
+/// whoever has its pid by then.
+pub fn pidfd_send_signal(pidfd: &impl AsRawFd, sig: i32) -> io::Result<()> {
+    // SAFETY: the descriptor is borrowed for the call; a NULL info pointer
+    // makes the kernel fill in the signal information as kill(2) does;
+    // the flags are 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd() as libc::c_long,
+            sig as libc::c_long,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_long,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 // ---- end of helper "hv" ---------------------------------------------------------
 
 #[cfg(test)]

@@ -12,7 +12,10 @@
 //! An instance is running when its pid file names a live (not zombie)
 //! process whose command line has `-name <name>` and, stricter than 2.5.2,
 //! `-pidfile` of this node's own pid file (so two node roots on one machine
-//! never mistake each other's instances).
+//! never mistake each other's instances). The process is held, watched and
+//! signalled through a pidfd (Linux >= 5.3), never by its pid: a stale pid
+//! file, or a kvm that exits while being stopped, can never make the node
+//! daemon signal a process that was later given the same pid.
 //!
 //! The command line follows 2.5.2's `_GenerateKVMRuntime`, except where
 //! current qemu (>= 5.0 is required) refuses 2.5.2's options: `-no-acpi`
@@ -109,12 +112,15 @@ pub fn kvm_binary() -> &'static str {
     }
 }
 
-/// What the command line of a live instance says.
-#[derive(Debug, Clone, PartialEq)]
+/// A live kvm of an instance: its pid, what its command line says, and a
+/// pidfd, through which alone it is signalled and watched (a pid can be
+/// given to another process as soon as kvm exits).
+#[derive(Debug)]
 struct Proc {
     pid: i32,
     memory: u64,
     vcpus: u64,
+    handle: OwnedFd,
 }
 
 /// 2.5.2's kvm runtime: the command line without its network part, the
@@ -180,29 +186,51 @@ impl Kvm {
         self.base.join("nic").join(name)
     }
 
-    /// The live kvm of an instance, if any.
-    fn process(&self, name: &str) -> Option<Proc> {
+    /// The live kvm of an instance, if any. The pidfd is taken before the
+    /// command line is read and checked to be still running after: so the
+    /// command line was that process's, not one that took over its pid.
+    /// An error means the process could not be watched (too many open
+    /// files, a kernel before 5.3): never "not running".
+    fn process(&self, name: &str) -> Result<Option<Proc>, HvError> {
         let pid_file = self.pid_file(name);
-        let pid: i32 = read_small(&pid_file).ok()?.trim().parse().ok()?;
-        if pid <= 0 || !process_alive(pid) {
-            return None;
-        }
+        let Some(pid) = read_small(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+            .filter(|&pid| pid > 0)
+        else {
+            return Ok(None);
+        };
+        let handle = match sys::pidfd_open(pid) {
+            Ok(handle) => handle,
+            // Gone, or a thread's id rather than a process's.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::EINVAL)) => {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(HvError::Failed(format!(
+                    "Cannot watch process {pid} of instance {name}: {e}"
+                )))
+            }
+        };
         let mut cmdline = Vec::new();
-        std::fs::File::open(format!("/proc/{pid}/cmdline"))
-            .and_then(|f| f.take(MAX_STATE_BYTES).read_to_end(&mut cmdline))
-            .ok()?;
+        let read = std::fs::File::open(format!("/proc/{pid}/cmdline"))
+            .and_then(|f| f.take(MAX_STATE_BYTES).read_to_end(&mut cmdline));
+        if read.is_err() || wait_exit(&handle, Duration::ZERO)? {
+            return Ok(None);
+        }
         let args = parse_cmdline(&cmdline);
         let ours = args.name.as_deref() == Some(name)
             && args.pidfile.as_deref() == Some(pid_file.to_string_lossy().as_ref());
-        ours.then_some(Proc {
+        Ok(ours.then_some(Proc {
             pid,
             memory: args.memory,
             vcpus: args.vcpus,
-        })
+            handle,
+        }))
     }
 
     fn check_down(&self, name: &str) -> Result<(), HvError> {
-        if self.process(name).is_some() {
+        if self.process(name)?.is_some() {
             return Err(HvError::Failed(format!(
                 "Failed to start instance {name}: already running"
             )));
@@ -463,7 +491,7 @@ impl Kvm {
                 output.trim_end()
             )));
         }
-        if self.process(name).is_none() {
+        if self.process(name)?.is_none() {
             return Err(HvError::Failed(format!("Failed to start instance {name}")));
         }
         let dir = self.nic_dir(name);
@@ -638,42 +666,40 @@ fn parse_cmdline(cmdline: &[u8]) -> CmdlineArgs {
     out
 }
 
-/// True while `pid` exists and is not a zombie.
-fn process_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
-}
-
-fn wait_gone(pid: i32, timeout: Duration) -> bool {
+/// Waits up to `timeout` (0: just looks) for the process of a pidfd to
+/// exit; true once it has (a zombie counts as gone).
+fn wait_exit(handle: &OwnedFd, timeout: Duration) -> Result<bool, HvError> {
     let deadline = Instant::now() + timeout;
-    while process_alive(pid) {
-        if Instant::now() >= deadline {
-            return false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [sys::poll_fd(handle.as_raw_fd(), sys::POLL_IN)];
+        match sys::poll(&mut fds, Some(left)) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) if left.is_zero() => return Ok(false),
+            // Interrupted, or the timeout ran out: look again.
+            Ok(_) => {}
+            Err(e) => return Err(HvError::Failed(format!("Cannot watch a process: {e}"))),
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    true
 }
 
-/// 2.5.2's `KillProcess`: SIGTERM, wait up to [`KILL_TIMEOUT`], SIGKILL.
-fn kill_process(pid: i32) -> Result<(), HvError> {
-    let send = |sig| match sys::kill(pid, sig) {
+/// 2.5.2's `KillProcess`: SIGTERM, wait up to [`KILL_TIMEOUT`], SIGKILL;
+/// all through the pidfd, so a pid that changed hands meanwhile is never
+/// signalled.
+fn kill_process(p: &Proc) -> Result<(), HvError> {
+    let pid = p.pid;
+    let send = |sig| match sys::pidfd_send_signal(&p.handle, sig) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
         Err(e) => Err(HvError::Failed(format!("Cannot signal process {pid}: {e}"))),
     };
     send(libc::SIGTERM)?;
-    if wait_gone(pid, KILL_TIMEOUT) {
+    if wait_exit(&p.handle, KILL_TIMEOUT)? {
         return Ok(());
     }
     log::warn!("Process {pid} did not stop on SIGTERM, sending SIGKILL");
     send(libc::SIGKILL)?;
-    if wait_gone(pid, KILL9_TIMEOUT) {
+    if wait_exit(&p.handle, KILL9_TIMEOUT)? {
         Ok(())
     } else {
         Err(HvError::Failed(format!("Process {pid} did not die")))
@@ -777,15 +803,20 @@ pub(crate) fn run_bounded(
 
 impl Hypervisor for Kvm {
     fn list_instances(&self) -> Result<Vec<String>, HvError> {
-        Ok(dir_entries(&self.base.join("pid"))?
+        dir_entries(&self.base.join("pid"))?
             .into_iter()
-            .filter(|n| check_name(n).is_ok() && self.process(n).is_some())
-            .collect())
+            .filter(|n| check_name(n).is_ok())
+            .filter_map(|n| match self.process(&n) {
+                Ok(Some(_)) => Some(Ok(n)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
     }
 
     fn instance_info(&self, name: &str) -> Result<Option<InstanceInfo>, HvError> {
         check_name(name)?;
-        Ok(self.process(name).map(|p| InstanceInfo {
+        Ok(self.process(name)?.map(|p| InstanceInfo {
             name: name.to_string(),
             id: Value::from(p.pid),
             memory: Value::from(p.memory),
@@ -816,7 +847,7 @@ impl Hypervisor for Kvm {
         let runtime = self.generate_runtime(inst, block_devices, paused)?;
         self.save_runtime(&inst.name, &runtime)?;
         let result = self.execute_runtime(inst, &runtime);
-        if result.is_err() && self.process(&inst.name).is_none() {
+        if result.is_err() && matches!(self.process(&inst.name), Ok(None)) {
             let _ = self.remove_runtime_files(&inst.name);
         }
         result
@@ -831,8 +862,8 @@ impl Hypervisor for Kvm {
             .get("acpi")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        match self.process(name) {
-            Some(p) if force || !acpi => kill_process(p.pid),
+        match self.process(name)? {
+            Some(p) if force || !acpi => kill_process(&p),
             Some(_) => self.monitor_command(name, "system_powerdown").map(|_| ()),
             None => Ok(()),
         }
@@ -840,7 +871,7 @@ impl Hypervisor for Kvm {
 
     fn cleanup(&self, name: &str) -> Result<(), HvError> {
         check_name(name)?;
-        if self.process(name).is_some() {
+        if self.process(name)?.is_some() {
             return Err(HvError::Failed("Cannot cleanup a live instance".into()));
         }
         self.remove_runtime_files(name)
@@ -851,13 +882,13 @@ impl Hypervisor for Kvm {
     fn reboot(&self, inst: &Instance) -> Result<(), HvError> {
         let name = &inst.name;
         check_name(name)?;
-        let Some(p) = self.process(name) else {
+        let Some(p) = self.process(name)? else {
             return Err(HvError::Failed(format!(
                 "Failed to reboot instance {name}: not running"
             )));
         };
         let runtime = self.load_runtime(name)?;
-        kill_process(p.pid)?;
+        kill_process(&p)?;
         self.save_runtime(name, &runtime)?;
         self.execute_runtime(inst, &runtime)
     }
@@ -991,6 +1022,95 @@ mod tests {
         assert!(e.ends_with("timed out"), "{e}");
         assert!(started.elapsed() >= limit && started.elapsed() < Duration::from_secs(10));
         drop(silent.join().unwrap());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A stand-in kvm of instance `name`: a shell waiting on its stdin,
+    /// whose command line carries `-name <name>` and the instance's
+    /// `-pidfile`, and whose pid is in that pid file.
+    fn fake_kvm(kvm: &Kvm, name: &str) -> std::process::Child {
+        let own = kvm.pid_file(name).to_string_lossy().into_owned();
+        let child = std::process::Command::new("sh")
+            .args(["-c", "read x", "-name", name, "-m", "64", "-pidfile", &own])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let needle = format!("{own}\0");
+        let started = Instant::now();
+        while !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.ends_with(needle.as_bytes()))
+        {
+            assert!(started.elapsed() < Duration::from_secs(60), "no exec");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::write(kvm.pid_file(name), pid.to_string()).unwrap();
+        child
+    }
+
+    /// A `sleep` given exactly `pid` (through `ns_last_pid`); `None` where
+    /// that is not allowed or other processes keep taking the pid first.
+    fn sleep_with_pid(pid: i32) -> Option<std::process::Child> {
+        for _ in 0..100 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+            let mut c = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap();
+            if c.id() as i32 == pid {
+                return Some(c);
+            }
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        None
+    }
+
+    #[test]
+    fn kills_go_to_the_process_never_to_its_pid() {
+        use std::os::unix::process::ExitStatusExt;
+        let (root, paths) = scratch("kvmkill");
+        let kvm = Kvm::open(&paths).unwrap();
+        // A kvm that stops on SIGTERM is stopped by it.
+        let mut child = fake_kvm(&kvm, "inst1");
+        let p = kvm
+            .process("inst1")
+            .unwrap()
+            .expect("the stand-in is found");
+        assert_eq!(p.pid, child.id() as i32);
+        let started = Instant::now();
+        kill_process(&p).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // Not reaped yet: a zombie counts as gone.
+        assert!(kvm.process("inst1").unwrap().is_none());
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+        // A kvm found alive exits, and its pid goes to another process
+        // before the kill (or during its wait): that one is left alone.
+        let mut child = fake_kvm(&kvm, "inst1");
+        let p = kvm.process("inst1").unwrap().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        match sleep_with_pid(p.pid) {
+            Some(mut other) => {
+                kill_process(&p).unwrap();
+                // A signal sent to it would end it within this second.
+                let mut signalled = || other.try_wait().unwrap().is_some();
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(1) && !signalled() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                assert!(!signalled(), "the new owner of the pid was signalled");
+                assert!(kvm.process("inst1").unwrap().is_none());
+                other.kill().unwrap();
+                other.wait().unwrap();
+            }
+            None => eprintln!("cannot hand pid {} to another process here", p.pid),
+        }
+        // A dead or foreign pid in the pid file is no instance.
+        std::fs::write(kvm.pid_file("inst1"), "1").unwrap();
+        assert!(kvm.process("inst1").unwrap().is_none());
+        std::fs::write(kvm.pid_file("inst1"), "-5").unwrap();
+        assert!(kvm.process("inst1").unwrap().is_none());
         std::fs::remove_dir_all(&root).unwrap();
     }
 
