@@ -168,7 +168,7 @@ impl Hypervisor for Fake {
             .all_instances_info()?
             .iter()
             .filter_map(|i| i.memory.as_u64())
-            .sum();
+            .fold(0, u64::saturating_add);
         node.memory_free -= node.memory_free.min(used);
         Ok(node)
     }
@@ -213,8 +213,12 @@ mod tests {
         // Other processes may change the free memory a little meanwhile.
         let diff = before.memory_free as i64 - after.memory_free as i64;
         assert!((100..=156).contains(&diff), "{before:?} {after:?}");
-        // Huge instances do not make it negative.
+        // Huge instances do not make it negative, nor overflow the sum.
         std::fs::write(dir.join("inst3"), "0\n99999999999\n1\n").unwrap();
+        assert_eq!(node_info(&paths, "fake").unwrap().memory_free, 0);
+        let largest = format!("0\n{}\n1\n", i64::MAX);
+        std::fs::write(dir.join("inst4"), &largest).unwrap();
+        std::fs::write(dir.join("inst5"), &largest).unwrap();
         assert_eq!(node_info(&paths, "fake").unwrap().memory_free, 0);
         std::fs::remove_dir_all(&root).unwrap();
     }
