@@ -424,15 +424,22 @@ mod tests {
 
     #[test]
     fn concurrent_requests_on_one_instance_take_turns() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static RELEASED: AtomicBool = AtomicBool::new(false);
         let first = InstanceLock::take("inst-lock-test");
+        // Whenever the waiter gets to run (a loaded machine may start it
+        // late), it must not get the lock before the first holder let go.
         let waiter = std::thread::spawn(|| {
-            let start = Instant::now();
             let _second = InstanceLock::take("inst-lock-test");
-            start.elapsed()
+            RELEASED.load(Ordering::SeqCst)
         });
+        // Another instance is not held up meanwhile.
+        drop(InstanceLock::take("inst-lock-other"));
         std::thread::sleep(Duration::from_millis(200));
+        RELEASED.store(true, Ordering::SeqCst);
         drop(first);
-        assert!(waiter.join().unwrap() >= Duration::from_millis(150));
+        assert!(waiter.join().unwrap(), "the lock was taken twice");
+        assert!(!BUSY.lock().unwrap().contains("inst-lock-test"));
     }
 
     #[test]

@@ -1123,22 +1123,9 @@ mod tests {
             assert!(base.join(sub).is_dir(), "{sub}");
         }
         let pids = base.join("pid");
-        let own = pids.join("inst1").to_string_lossy().into_owned();
         // A process whose command line carries kvm's -name and -pidfile.
-        let mut child = std::process::Command::new("sh")
-            .args([
-                "-c", "sleep 30", "-name", "inst1", "-m", "64", "-pidfile", &own,
-            ])
-            .spawn()
-            .unwrap();
+        let mut child = fake_kvm(&Kvm::open(&paths).unwrap(), "inst1");
         let pid = child.id().to_string();
-        let cmdline = format!("/proc/{pid}/cmdline");
-        let exec_done = || std::fs::read(&cmdline).is_ok_and(|c| c.ends_with(b"inst1\0"));
-        let started = Instant::now();
-        while !exec_done() && started.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::fs::write(pids.join("inst1"), &pid).unwrap();
         std::fs::write(pids.join("other"), &pid).unwrap(); // name mismatch
         std::fs::write(pids.join("garbage"), "x").unwrap();
         std::fs::write(pids.join("dead"), "999999999").unwrap();
