@@ -482,7 +482,7 @@ impl Kvm {
         for (_, fd) in &taps {
             sys::keep_fd_on_exec(&mut command, fd.as_raw_fd());
         }
-        let outcome = run_bounded(command, KVM_START_TIMEOUT);
+        let outcome = run_bounded(command, KVM_START_TIMEOUT, &self.base);
         let (fail, output) = outcome
             .map_err(|e| HvError::Failed(format!("Failed to start instance {name}: {e}")))?;
         if let Some(reason) = fail {
@@ -743,13 +743,16 @@ static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Runs a prepared command (stdin, environment and working directory set
 /// by the caller) with stdout and stderr in an unlinked scratch file, and
 /// kills it after `timeout`. Returns (2.5.2's fail_reason, output), or why
-/// it could not run.
+/// it could not run. The scratch file is made in `scratch_dir`, the kvm
+/// run directory: in a world-writable one such as /tmp anybody could take
+/// its predictable name first and so stop every instance from starting.
 pub(crate) fn run_bounded(
     mut command: Command,
     timeout: Duration,
+    scratch_dir: &Path,
 ) -> Result<(Option<String>, String), String> {
-    let scratch = std::env::temp_dir().join(format!(
-        "ganeti-hv-{}-{}.out",
+    let scratch = scratch_dir.join(format!(
+        ".ganeti-hv-{}-{}.out",
         sys::getpid(),
         SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed)
     ));
@@ -912,6 +915,36 @@ mod tests {
     use super::super::tests::scratch;
     use super::super::*;
     use super::*;
+
+    #[test]
+    fn scratch_files_stay_out_of_the_temporary_directory() {
+        let (root, paths) = scratch("kvmscratch");
+        let kvm = Kvm::open(&paths).unwrap();
+        // Somebody took the names in the shared temporary directory.
+        let next = SCRATCH_SEQ.load(Ordering::Relaxed);
+        let taken: Vec<PathBuf> = (next..next + 1000)
+            .map(|seq| std::env::temp_dir().join(format!("ganeti-hv-{}-{seq}.out", sys::getpid())))
+            .collect();
+        for path in &taken {
+            std::fs::write(path, "").unwrap();
+        }
+        let mut command = sys::command("sh");
+        command.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let outcome = run_bounded(command, Duration::from_secs(60), &kvm.base);
+        for path in &taken {
+            std::fs::remove_file(path).unwrap();
+        }
+        let (fail, output) = outcome.unwrap();
+        assert_eq!(fail.as_deref(), Some("exited with exit code 3"));
+        assert_eq!(output, "out\nerr\n");
+        // Nothing is left in the run directory either.
+        assert!(!std::fs::read_dir(&kvm.base).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".out")));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn versions_are_found_on_the_help_line() {
