@@ -378,6 +378,24 @@ fn kvm_refusals_start_nothing() {
         }),
     );
     assert!(e.starts_with("Hypervisor error: Invalid NIC 0:"), "{e}");
+    // More NICs than kvm takes: refused before any tap is opened (the
+    // bridge does not exist, so configuring one would fail differently).
+    for (count, refused) in [(32, false), (33, true)] {
+        let e = fail(
+            &node,
+            "instance_start",
+            &with(&|i| {
+                let nic = json!({"mac": "aa:00:00:35:d4:01",
+                                 "nicparams": {"mode": "bridged", "link": "gntnobr0"}});
+                i["nics"] = Value::Array(vec![nic; count]);
+            }),
+        );
+        assert_eq!(
+            e == "Hypervisor error: Failed to start instance kvm1: it has 33 NICs, kvm takes at most 32",
+            refused,
+            "{count}: {e}"
+        );
+    }
     // Read-only disks, as 2.5.2.
     let e = fail(
         &node,

@@ -81,6 +81,9 @@ pub const MAX_MONITOR_OUTPUT: usize = 64 * 1024;
 pub const MAX_SOCKET_PATH: usize = 107;
 /// Most output kept from kvm or a network script.
 const MAX_OUTPUT: u64 = 64 * 1024;
+/// Most NICs of one instance: each takes a tap descriptor in the node
+/// daemon while kvm starts and a slot on kvm's 32-slot PCI bus.
+pub const MAX_NICS: usize = 32;
 /// `VNC_BASE_PORT`.
 const VNC_BASE_PORT: u32 = 5900;
 /// The disk templates whose disks kvm must not cache (`DTS_EXT_MIRROR`).
@@ -434,6 +437,12 @@ impl Kvm {
     fn execute_runtime(&self, inst: &Instance, runtime: &Runtime) -> Result<(), HvError> {
         let name = &inst.name;
         self.check_down(name)?;
+        if runtime.nics.len() > MAX_NICS {
+            return Err(HvError::Failed(format!(
+                "Failed to start instance {name}: it has {} NICs, kvm takes at most {MAX_NICS}",
+                runtime.nics.len()
+            )));
+        }
         // NIC parameters as the instance was started with (2.5.2's up_hvp).
         let mut up = inst.hvparams.clone();
         up.extend(runtime.hvparams.clone());
