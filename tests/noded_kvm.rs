@@ -333,6 +333,47 @@ fn kvm_instance_lifecycle() {
     drop(root);
 }
 
+/// A hung kvm (stopped with SIGSTOP: neither its monitor nor its signal
+/// handlers run) is still shut down: the unanswered soft stop is no error,
+/// and the forced one at the timeout ends it.
+#[test]
+fn kvm_hung_instance_is_forced_down() {
+    kvm_path();
+    let root = Root::new("kvm-hung");
+    std::fs::create_dir_all(root.path("var/run/ganeti")).unwrap();
+    root.set_file_storage();
+    let disk = root.path(DISK);
+    std::fs::create_dir_all(disk.parent().unwrap()).unwrap();
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let guard = QemuGuard::new(&root);
+    let node = TlsNode::start(root, &[]);
+    let inst = instance(vnc_port(), None);
+    assert_eq!(
+        ok(&node, "instance_start", &json!([inst, false])),
+        Value::Null
+    );
+    let pid = guard.pid(NAME).expect("pid file");
+    signal(pid, libc::SIGSTOP);
+    let t = Instant::now();
+    assert_eq!(
+        ok(&node, "instance_shutdown", &json!([inst, 2])),
+        Value::Null
+    );
+    // 2 s of soft stops, the last one waiting at most 10 s for the
+    // monitor, then SIGTERM (and SIGCONT, or it would wait 30 s more).
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(!is_qemu_of(pid, NAME));
+    assert_eq!(ok(&node, "instance_list", &json!([["kvm"]])), json!([]));
+    let root = stop_noded(node);
+    drop(guard);
+    drop(root);
+}
+
 #[test]
 fn kvm_refusals_start_nothing() {
     kvm_path();

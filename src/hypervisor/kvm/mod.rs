@@ -702,7 +702,9 @@ fn wait_exit(handle: &OwnedFd, timeout: Duration) -> Result<bool, HvError> {
 
 /// 2.5.2's `KillProcess`: SIGTERM, wait up to [`KILL_TIMEOUT`], SIGKILL;
 /// all through the pidfd, so a pid that changed hands meanwhile is never
-/// signalled.
+/// signalled. Unlike 2.5.2, SIGCONT follows SIGTERM: a stopped kvm
+/// (SIGSTOP, a debugger) would otherwise hold SIGTERM pending for the
+/// whole wait.
 fn kill_process(p: &Proc) -> Result<(), HvError> {
     let pid = p.pid;
     let send = |sig| match sys::pidfd_send_signal(&p.handle, sig) {
@@ -711,6 +713,7 @@ fn kill_process(p: &Proc) -> Result<(), HvError> {
         Err(e) => Err(HvError::Failed(format!("Cannot signal process {pid}: {e}"))),
     };
     send(libc::SIGTERM)?;
+    send(libc::SIGCONT)?;
     if wait_exit(&p.handle, KILL_TIMEOUT)? {
         return Ok(());
     }
