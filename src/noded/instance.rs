@@ -16,9 +16,14 @@
 //! serialised inside the daemon (2.5.2's forked workers could race); a
 //! shutdown checks every [`POLL_INTERVAL`] whether the instance is gone and
 //! repeats the soft stop every [`RETRY_INTERVAL`] (2.5.2 only looked every
-//! 5 s). As in 2.5.2, starting an instance that is already running answers
-//! null without doing anything (the hypervisor itself refuses a second
-//! start with `Failed to start instance <name>: already running`).
+//! 5 s). A shutdown holds its worker for at most its timeout, plus the
+//! soft stop under way then (kvm: 2 s to hand `system_powerdown` to the
+//! monitor, or with `acpi` off a kill, as below), plus the forced stop
+//! (kvm: up to 30 s after SIGTERM and 5 s after SIGKILL), plus 1 s to see
+//! the instance gone; a hung kvm holds it no longer. As in 2.5.2, starting
+//! an instance that is already running answers null without doing
+//! anything (the hypervisor itself refuses a second start with `Failed to
+//! start instance <name>: already running`).
 //! Migration procedures are not served.
 
 #![forbid(unsafe_code)]
