@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use super::pyjson;
 use crate::errors::GanetiError;
+use crate::pyjson;
 
 /// `OP_PRIO_HIGHEST` .. `OP_PRIO_LOWEST`: the internal priority range.
 pub const PRIO_HIGHEST: i32 = -20;
@@ -346,7 +346,7 @@ impl Job {
 
     /// The job file's bytes: `DumpJson(Serialize(), indent=False)`.
     pub fn to_file(&self) -> Vec<u8> {
-        pyjson::dumps(&self.to_value()).into_bytes()
+        pyjson::dumps(&self.to_value(), pyjson::Options::COMPACT).into_bytes()
     }
 
     /// Loads a job file; `id` is the id in the file's name.

@@ -65,10 +65,21 @@
 #![forbid(unsafe_code)]
 
 pub mod job;
-pub mod pyjson;
 mod queue;
 mod wait;
 mod workers;
+
+/// Job files as 2.5.2 wrote them (`DumpJson(data, indent=False)`): the
+/// writer is [`crate::pyjson`]; these names stay for existing callers.
+pub mod pyjson {
+    pub use crate::pyjson::float_repr;
+    use serde_json::Value;
+
+    /// `DumpJson(value, indent=False)`: the compact text plus `"\n"`.
+    pub fn dumps(value: &Value) -> String {
+        crate::pyjson::dumps(value, crate::pyjson::Options::COMPACT)
+    }
+}
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
