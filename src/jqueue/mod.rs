@@ -61,7 +61,8 @@
 //!   allocating ids (a LUXI server wanting that calls [`job::load_opcode`]
 //!   on every opcode first). An empty call writes no serial file.
 //!
-//! Opcode summaries and the known opcodes come from [`crate::opcodes`].
+//! Opcode summaries, the known opcodes and the submission checks (priority,
+//! dependencies) come from [`crate::opcodes`].
 #![forbid(unsafe_code)]
 
 pub mod job;
