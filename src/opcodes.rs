@@ -434,16 +434,9 @@ pub fn parse_depends(v: &Value, allow_relative: bool) -> Option<Vec<Dependency>>
             let [id, statuses] = item.as_array()?.as_slice() else {
                 return None;
             };
-            let job = if let Some(n) = id.as_u64() {
-                DepJob::Id(n)
-            } else if let Some(n) = id.as_i64().filter(|n| *n < 0 && allow_relative) {
-                DepJob::Relative(n)
-            } else {
-                let s = id.as_str()?;
-                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                DepJob::Id(s.parse().ok()?)
+            let job = match id.as_i64().filter(|n| *n < 0 && allow_relative) {
+                Some(n) => DepJob::Relative(n),
+                None => DepJob::Id(job_id(id)?),
             };
             let statuses = statuses
                 .as_array()?
@@ -457,6 +450,26 @@ pub fn parse_depends(v: &Value, allow_relative: bool) -> Option<Vec<Dependency>>
             Some(Dependency { job, statuses })
         })
         .collect()
+}
+
+/// A job id as 2.5.2's `ht.TJobId` accepts it: a non-negative integer or
+/// a string of decimal digits ([`job_id_text`]). Ids beyond `u64` are
+/// refused.
+pub fn job_id(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => job_id_text(s),
+        _ => None,
+    }
+}
+
+/// A string of decimal digits as a job id (Python's `$` in 2.5.2's
+/// pattern also let a trailing newline through; refused here).
+pub fn job_id_text(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Keys of `input` that are neither `OP_ID` nor a parameter of its opcode

@@ -461,22 +461,14 @@ fn parse_log_entry(v: &Value) -> Result<LogEntry, Corrupt> {
     })
 }
 
-/// A job id as 2.5.2 accepts it (`ht.TJobId`): a non-negative integer or a
-/// string of decimal digits. Ids beyond `u64` are refused.
+/// A job id as 2.5.2 accepts it ([`opcodes::job_id`]).
 pub fn job_id_from_value(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => parse_job_id(s),
-        _ => None,
-    }
+    opcodes::job_id(v)
 }
 
-/// A string of ASCII digits as a job id.
+/// A string of ASCII digits as a job id ([`opcodes::job_id_text`]).
 pub fn parse_job_id(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    opcodes::job_id_text(s)
 }
 
 /// The opcode summary shown by `gnt-job list` (`OpCode.Summary()`).
