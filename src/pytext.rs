@@ -262,6 +262,26 @@ pub fn safe_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// 2.5.2's `utils.SafeEncode` of a text (`unicode`) string: first
+/// `encode("ascii", "backslashreplace")` (`\xNN`, `\uNNNN`, `\UNNNNNNNN`
+/// for characters outside ASCII), then [`safe_encode`].
+pub fn safe_encode_text(text: &str) -> String {
+    let mut ascii = String::with_capacity(text.len());
+    for c in text.chars() {
+        let code = u32::from(c);
+        if c.is_ascii() {
+            ascii.push(c);
+        } else if code < 0x100 {
+            let _ = write!(ascii, "\\x{code:02x}");
+        } else if code < 0x10000 {
+            let _ = write!(ascii, "\\u{code:04x}");
+        } else {
+            let _ = write!(ascii, "\\U{code:08x}");
+        }
+    }
+    safe_encode(ascii.as_bytes())
+}
+
 /// Python 2's `str.strip()`: removes leading and trailing ASCII whitespace
 /// (space, `\t`, `\n`, `\r`, `\x0b`, `\x0c`).
 pub fn strip(bytes: &[u8]) -> &[u8] {
@@ -443,6 +463,11 @@ mod tests {
         assert_eq!(
             safe_encode(b"a\tb\nc\rd\x01\xc3\xa9~"),
             "a\\tb\\nc\\'rd\\x01\\xc3\\xa9~"
+        );
+        // Python 2.7: SafeEncode(u"a\tb\nc\rd\x01\x7f\xe9\u20ac\U0001f600").
+        assert_eq!(
+            safe_encode_text("a\tb\nc\rd\u{1}\u{7f}é€😀"),
+            "a\\tb\\nc\\'rd\\x01\\x7f\\xe9\\u20ac\\U0001f600"
         );
         assert_eq!(strip(b" \t\x0b\x0cx y\r\n"), b"x y");
         assert_eq!(strip(b" \n "), b"");
