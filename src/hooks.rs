@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::errors::GanetiError;
+use crate::pytext::{self, Strings};
 use crate::rpc::client::NodeResult;
 
 /// `HOOKS_PATH`: the `PATH` of every hook script.
@@ -116,171 +117,29 @@ pub fn is_plugin_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// 2.5.2's `utils.SafeEncode` of a byte string: printable ASCII stays, tab
-/// and newline become `\t` and `\n`, carriage return becomes the 3
-/// characters `\'r` (sic), every other byte `\xNN`.
-pub fn safe_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        match b {
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\'r"),
-            32..=126 => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out
-}
+// Python text as 2.5.2 printed it: the implementations are in
+// crate::pytext; these names stay for the node daemon and osdef. Values
+// come from simplejson, so ASCII strings are `str` (no `u` prefix).
+pub use crate::pytext::{
+    float_repr as py_float_repr, float_str as py_float, safe_encode, strip as py_strip,
+};
 
-/// Python 2's `str.strip()`: removes leading and trailing ASCII whitespace
-/// (space, `\t`, `\n`, `\r`, `\x0b`, `\x0c`).
-pub fn py_strip(bytes: &[u8]) -> &[u8] {
-    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
-    let start = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !ws(b)).map_or(start, |i| i + 1);
-    &bytes[start..end]
-}
-
-/// Python 2's `str()` of a JSON value as 2.5.2 decoded it: strings as they
-/// are, `True`, `False`, `None`, integers in decimal, floats with 12
-/// significant digits; lists and dictionaries as Python prints them (the
-/// `repr()` of each item, dictionary keys sorted).
+/// Python 2's `str()` of a JSON value as 2.5.2 decoded it
+/// ([`pytext::py_str`]).
 pub fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => py_number(n, false),
-        other => py_repr(other),
-    }
+    pytext::py_str(v, Strings::AsciiAsStr)
 }
 
-/// Python 2's `repr()` of a JSON value as 2.5.2 decoded it (simplejson:
-/// `str` for ASCII text, `unicode` otherwise; an `L` after integers
-/// beyond 63 bits; floats with the shortest digits that read back).
+/// Python 2's `repr()` of a JSON value as 2.5.2 decoded it
+/// ([`pytext::py_repr`]).
 pub fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => py_number(n, true),
-        Value::String(s) => py_repr_str(s),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(py_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}: {}", py_repr_str(k), py_repr(&map[k])))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
+    pytext::py_repr(v, Strings::AsciiAsStr)
 }
 
-fn py_number(n: &serde_json::Number, repr: bool) -> String {
-    match (n.as_i64(), n.as_u64(), n.as_f64()) {
-        (Some(i), _, _) => i.to_string(),
-        (_, Some(u), _) if repr => format!("{u}L"),
-        (_, Some(u), _) => u.to_string(),
-        (_, _, Some(f)) if repr => py_float_repr(f),
-        (_, _, Some(f)) => py_float(f),
-        _ => n.to_string(),
-    }
-}
-
-/// Python 2's `repr()` of a string as simplejson decoded it: plain for
-/// ASCII text, with a `u` prefix otherwise; single quotes unless the text
-/// has a single quote and no double quote.
+/// Python 2's `repr()` of a string as simplejson decoded it
+/// ([`pytext::py_repr_str`]).
 pub fn py_repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 3);
-    if !s.is_ascii() {
-        out.push('u');
-    }
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python 2's `str(float)`: 12 significant digits (`%.12g`), `.0` added
-/// to what looks like an integer; as Python adds that `.0`, it switches to
-/// the exponent form one digit earlier than C (from 1e11 on, not 1e12).
-pub fn py_float(f: f64) -> String {
-    py_float_style(f, Some(12))
-}
-
-/// Python 2.7's `repr(float)`: the shortest digits that read back, the
-/// exponent form from 1e16 on and below 1e-4.
-pub fn py_float_repr(f: f64) -> String {
-    py_float_style(f, None)
-}
-
-/// `PyOS_double_to_string` with `Py_DTSF_ADD_DOT_0`: `precision`
-/// significant digits (`None`: the shortest that read back, Python's
-/// 'r' mode, which switches to the exponent form after 16 digits).
-fn py_float_style(f: f64, precision: Option<usize>) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    // Rust rounds correctly, as Python's dtoa does: "d.ddde<exp>".
-    let (sci, exp_from) = match precision {
-        Some(p) => (
-            format!("{:.*e}", p.saturating_sub(1), f.abs()),
-            p.saturating_sub(1),
-        ),
-        None => (format!("{:e}", f.abs()), 16),
-    };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    while digits.len() > 1 && digits.ends_with('0') {
-        digits.pop();
-    }
-    let sign = if f.is_sign_negative() { "-" } else { "" };
-    let exp_from = i64::try_from(exp_from).unwrap_or(i64::MAX);
-    let body = if exp < -4 || exp >= exp_from {
-        let (first, rest) = digits.split_at(1);
-        let esign = if exp < 0 { '-' } else { '+' };
-        let dot = if rest.is_empty() { "" } else { "." };
-        format!("{first}{dot}{rest}e{esign}{:02}", exp.unsigned_abs())
-    } else if exp < 0 {
-        let zeros = "0".repeat(usize::try_from(-exp - 1).unwrap_or(0));
-        format!("0.{zeros}{digits}")
-    } else {
-        let point = usize::try_from(exp + 1).unwrap_or(0);
-        if point >= digits.len() {
-            format!("{digits}{}.0", "0".repeat(point - digits.len()))
-        } else {
-            format!("{}.{}", &digits[..point], &digits[point..])
-        }
-    };
-    format!("{sign}{body}")
+    pytext::py_repr_str(s, Strings::AsciiAsStr)
 }
 
 /// What the master knows about the opcode whose hooks run.
@@ -581,89 +440,18 @@ mod tests {
     }
 
     #[test]
-    fn python_str_of_values() {
-        let cases = [
-            (json!("text"), "text"),
-            (json!(true), "True"),
-            (json!(false), "False"),
-            (Value::Null, "None"),
-            (json!(128), "128"),
-            (json!(-3), "-3"),
-            (json!(u64::MAX), "18446744073709551615"),
-            (json!(1.0), "1.0"),
-            (json!(0.1), "0.1"),
-            (json!(2.5), "2.5"),
-            (json!(-0.5), "-0.5"),
-            (json!(1e20), "1e+20"),
-            (json!(123456789012.25), "1.23456789012e+11"),
-            (json!(999999999999.9), "1e+12"),
-            (json!(99999999999.5), "99999999999.5"),
-            (json!(99999999999.0), "99999999999.0"),
-            (json!(1e10), "10000000000.0"),
-            (json!(1326196800.123456), "1326196800.12"),
-            (json!(9.99999999999995), "10.0"),
-            (json!(1.5e300), "1.5e+300"),
-            (json!(5e-324), "4.94065645841e-324"),
-            (json!(100000000000.0), "1e+11"),
-            (json!(0.0001), "0.0001"),
-            (json!(0.00001), "1e-05"),
-            (json!(1.0 / 3.0), "0.333333333333"),
-            (json!(["a", 1, null]), "['a', 1, None]"),
-            (
-                json!({"b": true, "a": "it's"}),
-                "{'a': \"it's\", 'b': True}",
-            ),
-        ];
-        for (v, want) in cases {
-            assert_eq!(py_str(&v), want, "{v}");
-        }
-        assert_eq!(py_float(0.0), "0.0");
-        assert_eq!(py_float(f64::INFINITY), "inf");
-        // repr() of items in containers, checked against python2.7.
-        for (f, want) in [
-            (0.1, "0.1"),
-            (1326196800.123456, "1326196800.123456"),
-            (1e16, "1e+16"),
-            (1e15, "1000000000000000.0"),
-            (123456789012345678.0, "1.2345678901234568e+17"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (2.5e-5, "2.5e-05"),
-            (5e-324, "5e-324"),
-            (1.7976931348623157e308, "1.7976931348623157e+308"),
-            (-0.0, "-0.0"),
-            (1.0 / 3.0, "0.3333333333333333"),
-            (100.0, "100.0"),
-        ] {
-            assert_eq!(py_float_repr(f), want, "{f}");
-        }
+    fn python_text_of_simplejson_values() {
+        // The formatting itself is tested in pytext; hooks print values as
+        // simplejson decoded them (ASCII strings are `str`).
+        assert_eq!(
+            py_str(&json!(["a", "\u{e9}", 1326196800.123456])),
+            "['a', u'\\xe9', 1326196800.123456]"
+        );
+        assert_eq!(py_str(&json!(1326196800.123456)), "1326196800.12");
+        assert_eq!(py_repr(&json!("it's")), "\"it's\"");
+        assert_eq!(py_repr_str("a"), "'a'");
         assert_eq!(py_float(1e15), "1e+15");
-        assert_eq!(py_float(1.7976931348623157e308), "1.79769313486e+308");
-        assert_eq!(
-            py_str(&json!([
-                1326196800.123456,
-                u64::MAX,
-                -1,
-                "\u{e9}",
-                "it's \u{e9}"
-            ])),
-            "[1326196800.123456, 18446744073709551615L, -1, u'\\xe9', u\"it's \\xe9\"]"
-        );
-        assert_eq!(
-            py_repr_str("\u{7f}\u{101}\u{1f600}"),
-            "u'\\x7f\\u0101\\U0001f600'"
-        );
-    }
-
-    #[test]
-    fn safe_encode_and_strip_as_2_5_2() {
-        assert_eq!(
-            safe_encode(b"a\tb\nc\rd\x01\xff~ "),
-            "a\\tb\\nc\\'rd\\x01\\xff~ "
-        );
-        assert_eq!(py_strip(b" \t\x0b\x0cx y\r\n"), b"x y");
-        assert_eq!(py_strip(b" \n "), b"");
-        assert_eq!(py_strip(b""), b"");
+        assert_eq!(py_float_repr(1e15), "1000000000000000.0");
     }
 
     #[test]

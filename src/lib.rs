@@ -25,6 +25,8 @@ pub mod opcodes;
 pub mod osdef;
 pub mod paths;
 pub mod proc;
+pub mod pyjson;
+pub mod pytext;
 pub mod rpc;
 pub mod ssconf;
 pub mod storage;

@@ -27,8 +27,8 @@
 //!   [`MAX_REQUEST_DEPTH`] levels; the client reads answers of at most
 //!   [`MAX_RESPONSE`] bytes. Past a limit the connection is closed.
 //! * JSON extensions Python accepted (`NaN`, `Infinity`) are refused as
-//!   invalid JSON; Python's `str()` of non-string values in messages
-//!   ([`python_str`]) is approximated for exotic types.
+//!   invalid JSON; Python's `str()` of a dictionary in a message
+//!   ([`python_str`]) lists its keys sorted (Python 2: hash order).
 //!
 //! Ganeti 3.0.2 clients (spec 8.1-8.3, not served yet; 2.5.2 comes first):
 //! they connect to `ganeti-query` instead of `ganeti-master`, send
@@ -52,7 +52,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::errors::GanetiError;
-use crate::sys;
+use crate::pyjson::{self, Options};
+use crate::{pytext, sys};
 
 /// The LUXI protocol version of 2.5.2 (`constants.LUXI_VERSION`).
 pub const LUXI_VERSION: u64 = crate::constants::PROTOCOL_VERSION as u64;
@@ -397,9 +398,9 @@ fn excerpt(msg: &[u8]) -> String {
 pub fn encode_request(method: &str, args: &Value, version: Option<u64>) -> Vec<u8> {
     let mut out = String::with_capacity(64);
     out.push_str("{\"args\": ");
-    write_json(&mut out, args, None);
+    pyjson::write_value(&mut out, args, Options::COMPACT, 0);
     out.push_str(", \"method\": ");
-    write_string(&mut out, method);
+    pyjson::write_value(&mut out, &Value::from(method), Options::COMPACT, 0);
     if let Some(v) = version {
         out.push_str(", \"version\": ");
         out.push_str(&v.to_string());
@@ -465,7 +466,7 @@ pub fn encode_response(result: &Result<Value, Failure>) -> Vec<u8> {
     };
     let mut out = String::with_capacity(64);
     out.push_str("{\n  \"result\": ");
-    write_json(&mut out, value, Some(1));
+    pyjson::write_value(&mut out, value, Options::INDENTED, 1);
     out.push_str(",\n  \"success\": ");
     out.push_str(if success { "true" } else { "false" });
     out.push_str("\n}\n");
@@ -515,210 +516,20 @@ fn truthy(v: &Value) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Python-compatible JSON text
+// Python text (the implementations are crate::pyjson and crate::pytext)
 
-/// Writes `v` as 2.5.2's serializer did: sorted keys, `", "` and `": "`
-/// separators when `indent` is `None`, else one item per line indented by
-/// two spaces per level (starting at level `indent`), trailing spaces
-/// dropped.
-fn write_json(out: &mut String, v: &Value, indent: Option<usize>) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => out.push_str(&u.to_string()),
-            (None, Some(i), _) => out.push_str(&i.to_string()),
-            (None, None, Some(f)) => out.push_str(&python_float(f)),
-            (None, None, None) => out.push_str(&n.to_string()),
-        },
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                separator(out, i, indent);
-                write_json(out, item, indent.map(|l| l + 1));
-            }
-            close(out, indent, ']');
-        }
-        Value::Object(map) => {
-            if map.is_empty() {
-                out.push_str("{}");
-                return;
-            }
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                separator(out, i, indent);
-                write_string(out, key);
-                out.push_str(": ");
-                write_json(out, &map[key], indent.map(|l| l + 1));
-            }
-            close(out, indent, '}');
-        }
-    }
-}
-
-fn separator(out: &mut String, index: usize, indent: Option<usize>) {
-    match indent {
-        None if index > 0 => out.push_str(", "),
-        None => {}
-        Some(level) => {
-            if index > 0 {
-                out.push(',');
-            }
-            out.push('\n');
-            push_indent(out, level + 1);
-        }
-    }
-}
-
-fn close(out: &mut String, indent: Option<usize>, bracket: char) {
-    if let Some(level) = indent {
-        out.push('\n');
-        push_indent(out, level);
-    }
-    out.push(bracket);
-}
-
-fn push_indent(out: &mut String, level: usize) {
-    for _ in 0..level {
-        out.push_str("  ");
-    }
-}
-
-/// A JSON string with Python's `ensure_ascii` escaping.
-fn write_string(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let unit = |out: &mut String, u: u16| {
-        out.push_str("\\u");
-        for shift in [12, 8, 4, 0] {
-            out.push(HEX[usize::from((u >> shift) & 0xf)] as char);
-        }
-    };
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    unit(out, *u);
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-/// Python's `repr()` of a float: the shortest text that reads back the
-/// same, in exponent form below 1e-4 and from 1e16 on.
+/// Python's `repr()` of a float as simplejson writes it
+/// ([`pyjson::float_repr`]).
 pub fn python_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    // `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let sign = if f.is_sign_negative() { "-" } else { "" };
-    if !(-4..16).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
-    }
-    let text = if exp < 0 {
-        let zeros = "0".repeat((-exp - 1) as usize);
-        format!("0.{zeros}{digits}")
-    } else {
-        let point = exp as usize + 1;
-        if digits.len() <= point {
-            format!("{digits}{}.0", "0".repeat(point - digits.len()))
-        } else {
-            format!("{}.{}", &digits[..point], &digits[point..])
-        }
-    };
-    format!("{sign}{text}")
+    pyjson::float_repr(f)
 }
 
 /// Python 2's `str()` of a decoded JSON value, as 2.5.2 put values into
-/// messages (`"%s" % value`): strings bare, `True`/`False`/`None`,
-/// containers as their `repr`.
+/// messages (`"%s" % value`): strings bare, `True`/`False`/`None`, floats
+/// with 12 digits, containers as their `repr` (ASCII strings as `str`,
+/// see [`pytext::Strings::AsciiAsStr`]).
 pub fn python_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => python_repr(other),
-    }
-}
-
-fn python_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => python_float(f),
-            _ => n.to_string(),
-        },
-        Value::String(s) => {
-            let prefix = if s.is_ascii() { "" } else { "u" };
-            let body: String = s
-                .chars()
-                .flat_map(|c| match c {
-                    '\'' => "\\'".chars().collect::<Vec<_>>(),
-                    '\\' => "\\\\".chars().collect(),
-                    '\n' => "\\n".chars().collect(),
-                    '\r' => "\\r".chars().collect(),
-                    '\t' => "\\t".chars().collect(),
-                    c if (c as u32) < 0x20 || (0x7f..0x100).contains(&(c as u32)) => {
-                        format!("\\x{:02x}", c as u32).chars().collect()
-                    }
-                    c if (c as u32) >= 0x10000 => format!("\\U{:08x}", c as u32).chars().collect(),
-                    c if !c.is_ascii() => format!("\\u{:04x}", c as u32).chars().collect(),
-                    c => vec![c],
-                })
-                .collect();
-            format!("{prefix}'{body}'")
-        }
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(python_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{}: {}",
-                        python_repr(&Value::String(k.clone())),
-                        python_repr(v)
-                    )
-                })
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
+    pytext::py_str(v, pytext::Strings::AsciiAsStr)
 }
 
 // ---------------------------------------------------------------------------
@@ -1309,38 +1120,30 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_as_python_does() {
-        let mut out = String::new();
-        write_string(&mut out, "a\"b\\c\n\t\u{3}\u{7f}é😀/\u{8}\u{c}\r");
+        let req = encode_request(
+            "X\u{e9}",
+            &json!(["a\"b\\c\n\t\u{3}\u{7f}é😀/\u{8}\u{c}\r"]),
+            None,
+        );
         assert_eq!(
-            out,
-            "\"a\\\"b\\\\c\\n\\t\\u0003\\u007f\\u00e9\\ud83d\\ude00/\\b\\f\\r\""
+            String::from_utf8(req.clone()).unwrap(),
+            "{\"args\": [\"a\\\"b\\\\c\\n\\t\\u0003\\u007f\\u00e9\\ud83d\\ude00/\\b\\f\\r\"], \
+             \"method\": \"X\\u00e9\"}\n\x03"
         );
         // A request never carries a raw terminator.
-        let req = encode_request("X", &json!(["\u{3}"]), None);
         assert_eq!(req.iter().filter(|&&b| b == EOM).count(), 1);
     }
 
     #[test]
     fn floats_are_written_as_python_repr() {
-        for (f, text) in [
-            (0.1, "0.1"),
-            (0.0, "0.0"),
-            (-0.0, "-0.0"),
-            (3.0, "3.0"),
-            (1795814247.593712, "1795814247.593712"),
-            (1795814247.59974, "1795814247.59974"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (1e15, "1000000000000000.0"),
-            (1e16, "1e+16"),
-            (1.2345678901234568e17, "1.2345678901234568e+17"),
-            (-2.5, "-2.5"),
-            (123.456, "123.456"),
-            (1e300, "1e+300"),
-        ] {
+        // The digits are tested in pytext and pyjson.
+        for (f, text) in [(0.1, "0.1"), (1e16, "1e+16"), (0.00001, "1e-05")] {
             assert_eq!(python_float(f), text, "{f}");
         }
+        assert_eq!(
+            String::from_utf8(encode_request("X", &json!([1795814247.593712, 3.0]), None)).unwrap(),
+            "{\"args\": [1795814247.593712, 3.0], \"method\": \"X\"}\n\x03"
+        );
     }
 
     #[test]
@@ -1349,6 +1152,12 @@ mod tests {
         assert_eq!(python_str(&json!(3000000)), "3000000");
         assert_eq!(python_str(&json!(null)), "None");
         assert_eq!(python_str(&json!([true, "a", 1.5])), "[True, 'a', 1.5]");
+        // str() of a float has 12 digits, repr() (inside a list) all.
+        assert_eq!(python_str(&json!(1795814247.593712)), "1795814247.59");
+        assert_eq!(
+            python_str(&json!([1795814247.593712, "it's"])),
+            "[1795814247.593712, \"it's\"]"
+        );
         assert_eq!(
             python_str(&json!({"k": ["é€"]})),
             "{'k': [u'\\xe9\\u20ac']}"

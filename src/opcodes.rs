@@ -48,6 +48,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::errors::{GanetiError, ECODE_INVAL};
+use crate::pytext::{self, Strings};
 
 /// Opcode priorities (2.5.2 `OP_PRIO_*`): lower runs first.
 pub const OP_PRIO_LOWEST: i32 = 19;
@@ -114,7 +115,7 @@ impl Check {
                 .as_array()
                 .is_some_and(|items| items.iter().all(is_non_empty_string)),
             Check::OneOf(allowed) => v.as_str().is_some_and(|s| allowed.contains(&s)),
-            Check::Priority => is_submit_priority(v),
+            Check::Priority => submit_prio(v).is_some(),
             Check::Depends => parse_depends(v, true).is_some(),
         }
     }
@@ -128,9 +129,13 @@ fn is_non_empty_string(v: &Value) -> bool {
     v.as_str().is_some_and(|s| !s.is_empty())
 }
 
-fn is_submit_priority(v: &Value) -> bool {
-    v.as_i64()
-        .is_some_and(|p| OP_PRIO_SUBMIT_VALID.iter().any(|q| i64::from(*q) == p))
+/// `v` as a priority a submitted opcode may have.
+fn submit_prio(v: &Value) -> Option<i32> {
+    v.as_i64().and_then(|p| {
+        OP_PRIO_SUBMIT_VALID
+            .into_iter()
+            .find(|q| i64::from(*q) == p)
+    })
 }
 
 /// A parameter's default: required, or the value set when it is absent.
@@ -354,32 +359,49 @@ pub fn load(v: &Value) -> Result<&Map<String, Value>, LoadError> {
 /// `_SubmitJobUnlocked`): a priority in [`OP_PRIO_SUBMIT_VALID`] (absent =
 /// default) and dependencies with absolute job ids only.
 pub fn check_submit(index: usize, input: &Map<String, Value>) -> Result<(), GanetiError> {
-    if let Some(prio) = input.get("priority") {
-        if !is_submit_priority(prio) {
-            let allowed: Vec<String> = OP_PRIO_SUBMIT_VALID.iter().map(i32::to_string).collect();
-            return Err(GanetiError::msg(
-                "GenericError",
-                format!(
-                    "Opcode {index} has invalid priority {}, allowed are {}",
-                    py_str(prio),
-                    allowed.join(", ")
-                ),
-            ));
-        }
-    }
+    submit_priority(index, input)?;
     if let Some(deps) = input.get("depends") {
         if parse_depends(deps, false).is_none() {
-            return Err(GanetiError::msg(
-                "GenericError",
-                format!(
-                    "Opcode {index} has invalid dependencies, must match \
-                     {DEPENDS_DESC_ABSOLUTE}: {}",
-                    py_str(deps)
-                ),
-            ));
+            return Err(invalid_depends(index, deps));
         }
     }
     Ok(())
+}
+
+/// The priority of opcode number `index` at submission: one of
+/// [`OP_PRIO_SUBMIT_VALID`] ([`OP_PRIO_DEFAULT`] when absent), else
+/// 2.5.2's error ([`invalid_priority`]).
+pub fn submit_priority(index: usize, input: &Map<String, Value>) -> Result<i32, GanetiError> {
+    match input.get("priority") {
+        None => Ok(OP_PRIO_DEFAULT),
+        Some(prio) => submit_prio(prio).ok_or_else(|| invalid_priority(index, prio)),
+    }
+}
+
+/// 2.5.2's error for opcode number `index` submitted with priority `prio`.
+pub fn invalid_priority(index: usize, prio: &Value) -> GanetiError {
+    let allowed: Vec<String> = OP_PRIO_SUBMIT_VALID.iter().map(i32::to_string).collect();
+    GanetiError::msg(
+        "GenericError",
+        format!(
+            "Opcode {index} has invalid priority {}, allowed are {}",
+            py_str(prio),
+            allowed.join(", ")
+        ),
+    )
+}
+
+/// 2.5.2's error for opcode number `index` submitted with dependencies
+/// `deps` that fail the check (relative ids included).
+pub fn invalid_depends(index: usize, deps: &Value) -> GanetiError {
+    GanetiError::msg(
+        "GenericError",
+        format!(
+            "Opcode {index} has invalid dependencies, must match \
+             {DEPENDS_DESC_ABSOLUTE}: {}",
+            py_str(deps)
+        ),
+    )
 }
 
 /// The job a dependency points at.
@@ -412,16 +434,9 @@ pub fn parse_depends(v: &Value, allow_relative: bool) -> Option<Vec<Dependency>>
             let [id, statuses] = item.as_array()?.as_slice() else {
                 return None;
             };
-            let job = if let Some(n) = id.as_u64() {
-                DepJob::Id(n)
-            } else if let Some(n) = id.as_i64().filter(|n| *n < 0 && allow_relative) {
-                DepJob::Relative(n)
-            } else {
-                let s = id.as_str()?;
-                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                DepJob::Id(s.parse().ok()?)
+            let job = match id.as_i64().filter(|n| *n < 0 && allow_relative) {
+                Some(n) => DepJob::Relative(n),
+                None => DepJob::Id(job_id(id)?),
             };
             let statuses = statuses
                 .as_array()?
@@ -435,6 +450,26 @@ pub fn parse_depends(v: &Value, allow_relative: bool) -> Option<Vec<Dependency>>
             Some(Dependency { job, statuses })
         })
         .collect()
+}
+
+/// A job id as 2.5.2's `ht.TJobId` accepts it: a non-negative integer or
+/// a string of decimal digits ([`job_id_text`]). Ids beyond `u64` are
+/// refused.
+pub fn job_id(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => job_id_text(s),
+        _ => None,
+    }
+}
+
+/// A string of decimal digits as a job id (Python's `$` in 2.5.2's
+/// pattern also let a trailing newline through; refused here).
+pub fn job_id_text(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Keys of `input` that are neither `OP_ID` nor a parameter of its opcode
@@ -692,128 +727,17 @@ pub fn py_type(v: &Value) -> &'static str {
     }
 }
 
-/// Python 2's `str()` of a JSON value: strings as they are, floats with 12
-/// significant digits, containers as [`py_repr`].
+/// Python 2's `str()` of a JSON value ([`pytext::py_str`]); strings are
+/// `unicode`, as in 2.5.2's opcode checks run on `json.loads` input.
 pub fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => py_float(f, FloatStyle::Str),
-            _ => n.to_string(),
-        },
-        other => py_repr(other),
-    }
+    pytext::py_str(v, Strings::Unicode)
 }
 
-/// Python 2's `repr()` of a JSON value: `u'...'` strings, `None`, `True`,
-/// shortest round-trip floats, an `L` after integers beyond 63 bits.
+/// Python 2's `repr()` of a JSON value ([`pytext::py_repr`]): `u'...'`
+/// strings, `None`, `True`, shortest round-trip floats, an `L` after
+/// integers beyond 63 bits.
 pub fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => py_float(f, FloatStyle::Repr),
-            _ if n.is_i64() => n.to_string(),
-            _ => format!("{n}L"),
-        },
-        Value::String(s) => py_repr_str(s),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(py_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
-}
-
-/// Python 2's `repr()` of a unicode string.
-fn py_repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 3);
-    out.push('u');
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..0x100).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if (c as u32) < 0x7f => out.push(c),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-#[derive(Clone, Copy)]
-enum FloatStyle {
-    /// `str()`: 12 significant digits, exponent from 1e11 on.
-    Str,
-    /// `repr()`: shortest round-trip digits, exponent from 1e16 on.
-    Repr,
-}
-
-/// Python 2.7's `str()`/`repr()` of a float (`PyOS_double_to_string` with
-/// `Py_DTSF_ADD_DOT_0`).
-fn py_float(x: f64, style: FloatStyle) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x < 0.0 { "-inf" } else { "inf" }.into();
-    }
-    // Rust's exponent formatting rounds correctly, as Python's dtoa does.
-    let (sci, exp_limit) = match style {
-        FloatStyle::Str => (format!("{:.11e}", x.abs()), 11),
-        FloatStyle::Repr => (format!("{:e}", x.abs()), 16),
-    };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    while digits.len() > 1 && digits.ends_with('0') {
-        digits.pop();
-    }
-    let decpt = exp + 1;
-    let sign = if x.is_sign_negative() { "-" } else { "" };
-    let body = if decpt <= -4 || decpt > exp_limit {
-        let (first, rest) = digits.split_at(1);
-        let e = decpt - 1;
-        let esign = if e < 0 { '-' } else { '+' };
-        if rest.is_empty() {
-            format!("{first}e{esign}{:02}", e.abs())
-        } else {
-            format!("{first}.{rest}e{esign}{:02}", e.abs())
-        }
-    } else if decpt <= 0 {
-        format!("0.{}{digits}", "0".repeat(decpt.unsigned_abs() as usize))
-    } else {
-        let point = decpt as usize;
-        if point >= digits.len() {
-            format!("{digits}{}.0", "0".repeat(point - digits.len()))
-        } else {
-            format!("{}.{}", &digits[..point], &digits[point..])
-        }
-    };
-    format!("{sign}{body}")
+    pytext::py_repr(v, Strings::Unicode)
 }
 
 #[cfg(test)]
@@ -1192,62 +1116,19 @@ mod tests {
     }
 
     #[test]
-    fn python_str_and_repr_of_floats() {
-        // (value, str(), repr()) as printed by Python 2.7.18.
-        let cases: [(f64, &str, &str); 18] = [
-            (99999999999.95, "99999999999.9", "99999999999.95"),
-            (12345678901.0, "12345678901.0", "12345678901.0"),
-            (123456789012.0, "1.23456789012e+11", "123456789012.0"),
-            (1e16, "1e+16", "1e+16"),
-            (
-                1234567890123456.0,
-                "1.23456789012e+15",
-                "1234567890123456.0",
-            ),
-            (
-                12345678901234567.0,
-                "1.23456789012e+16",
-                "1.2345678901234568e+16",
-            ),
-            (0.1, "0.1", "0.1"),
-            (1e-4, "0.0001", "0.0001"),
-            (1e-5, "1e-05", "1e-05"),
-            (0.00012345, "0.00012345", "0.00012345"),
-            (-2.5, "-2.5", "-2.5"),
-            (0.0, "0.0", "0.0"),
-            (-0.0, "-0.0", "-0.0"),
-            (5e-324, "4.94065645841e-324", "5e-324"),
-            (f64::MAX, "1.79769313486e+308", "1.7976931348623157e+308"),
-            (1e100, "1e+100", "1e+100"),
-            (0.30000000000000004, "0.3", "0.30000000000000004"),
-            (
-                9223372036854775808.0,
-                "9.22337203685e+18",
-                "9.223372036854776e+18",
-            ),
-        ];
-        for (x, s, r) in cases {
-            assert_eq!(py_str(&json!(x)), s, "str({x:e})");
-            assert_eq!(py_repr(&json!(x)), r, "repr({x:e})");
-        }
-    }
-
-    #[test]
-    fn python_repr_of_strings_and_containers() {
-        assert_eq!(py_repr(&json!("a'b")), "u\"a'b\"");
-        assert_eq!(py_repr(&json!("a\"b")), "u'a\"b'");
-        assert_eq!(py_repr(&json!("a'\"b")), "u'a\\'\"b'");
+    fn python_text_of_unicode_values() {
+        // The formatting itself is tested in pytext; opcodes print strings
+        // as `unicode`, as 2.5.2's opcodes.py did on the oracle's input.
         assert_eq!(
-            py_repr(&json!("\n\t\\\u{0}\u{7f}\u{e9}\u{20ac}\u{1f600}")),
-            "u'\\n\\t\\\\\\x00\\x7f\\xe9\\u20ac\\U0001f600'"
+            py_repr(&json!([1, "x", null, 1.5, {"a": ["\u{e9}"]}])),
+            "[1, u'x', None, 1.5, {u'a': [u'\\xe9']}]"
         );
-        assert_eq!(py_repr(&json!(u64::MAX)), "18446744073709551615L");
-        assert_eq!(py_str(&json!(u64::MAX)), "18446744073709551615");
+        assert_eq!(py_str(&json!(12345678901234567.0)), "1.23456789012e+16");
         assert_eq!(
-            py_repr(&json!([1, "x", null, true, 1.5, {"a": [2]}])),
-            "[1, u'x', None, True, 1.5, {u'a': [2]}]"
+            py_repr(&json!(12345678901234567.0)),
+            "1.2345678901234568e+16"
         );
-        assert_eq!(py_str(&json!(false)), "False");
+        assert_eq!(py_str(&json!("x")), "x");
     }
 
     /// Generated by running 2.5.2's own opcodes.py (python2) on each input:

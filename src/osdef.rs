@@ -58,6 +58,7 @@ use serde_json::{Map, Value};
 use crate::hooks::{is_plugin_name, py_float, py_repr_str, py_str, py_strip, safe_encode};
 use crate::objects::{Instance, LD_BLOCKDEV, LD_DRBD8, LD_FILE, LD_LV};
 use crate::paths::{Paths, OS_SEARCH_PATH};
+use crate::pytext::py_repr_bytes;
 use crate::{proc, sys};
 
 /// The OS API versions this Ganeti speaks.
@@ -578,33 +579,6 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Python 2's `repr()` of a byte string.
-fn py_repr_bytes(s: &[u8]) -> String {
-    let quote = if s.contains(&b'\'') && !s.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::new();
-    out.push(quote);
-    for &b in s {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            _ if char::from(b) == quote => {
-                out.push('\\');
-                out.push(quote);
-            }
-            32..=126 => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 /// `DiagnoseOS`: one `[name, path, status, diagnose, variants, parameters,
 /// api_versions]` for every visible entry of the search path.
 pub fn diagnose(paths: &Paths) -> Vec<Value> {
@@ -1055,44 +1029,10 @@ mod tests {
         ] {
             assert_eq!(py_int(bad), None, "{bad:?}");
         }
-        assert_eq!(py_repr_bytes(b"abc"), "'abc'");
-        assert_eq!(py_repr_bytes(b"a'b"), "\"a'b\"");
-        assert_eq!(py_repr_bytes(b"a\"b'"), "'a\"b\\''");
-        assert_eq!(py_repr_bytes(b"\xff\t"), "'\\xff\\t'");
-        assert_eq!(py_repr_str("\u{e9}"), "u'\\xe9'");
     }
 
     #[test]
-    fn python_float_and_value_strings() {
-        for (f, s) in [
-            (1326196800.123456, "1326196800.12"),
-            (1.0, "1.0"),
-            (0.1, "0.1"),
-            (1e16, "1e+16"),
-            (123456789012.5, "1.23456789012e+11"),
-            (1e-5, "1e-05"),
-            (0.0001, "0.0001"),
-            (-2.5, "-2.5"),
-            (0.0, "0.0"),
-            (9.99999999999995, "10.0"),
-            (99999999999.5, "99999999999.5"),
-            (1e11, "1e+11"),
-            (1e10, "10000000000.0"),
-            (1.234e-5, "1.234e-05"),
-        ] {
-            assert_eq!(py_float(f), s, "{f}");
-        }
-        let v: Value = serde_json::json!([null, true, 128, 1.5, "a", {"k": "v"}]);
-        assert_eq!(py_str(&v), "[None, True, 128, 1.5, 'a', {'k': 'v'}]");
-        assert_eq!(py_str(&Value::from("plain")), "plain");
-    }
-
-    #[test]
-    fn safe_encode_and_tail() {
-        assert_eq!(
-            safe_encode(b"a\tb\nc\rd\x01\xc3\xa9~"),
-            "a\\tb\\nc\\'rd\\x01\\xc3\\xa9~"
-        );
+    fn tail_of_a_log() {
         let (_, root) = scratch("tail");
         let log = root.join("log");
         let mut text = String::new();

@@ -1,6 +1,7 @@
 //! JSON exactly as Ganeti 2.5.2 reads and writes `config.data`: Python's
 //! (simplejson) parser, keeping integers and floats apart and every float
-//! exactly as written, and `serializer.DumpJson`'s indented text.
+//! exactly as written; `serializer.DumpJson`'s indented text is
+//! [`crate::pyjson`]'s.
 //!
 //! Refused on reading: control characters in strings, lone surrogates,
 //! integers outside 64 bits, non-finite numbers (Python's `NaN` and
@@ -276,154 +277,20 @@ impl JsonParser<'_> {
     }
 }
 
-/// Python's `repr()` of a float (2.7's shortest round-trip form): fixed
-/// notation for exponents -4 to 15 with at least one decimal, else
-/// `d.ddde+XX`. Non-finite values as simplejson writes them.
-pub fn py_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    // Rust's `{:e}` is the shortest representation that reads back to
-    // the same double, as Python's repr: "-1.2345e-7".
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if (-4..16).contains(&exp) {
-        if exp >= 0 {
-            let int_len = exp as usize + 1;
-            let (int_part, frac) = if digits.len() > int_len {
-                (digits[..int_len].to_string(), digits[int_len..].to_string())
-            } else {
-                (format!("{digits:0<int_len$}"), "0".to_string())
-            };
-            format!("{sign}{int_part}.{frac}")
-        } else {
-            let zeros = "0".repeat((-exp - 1) as usize);
-            format!("{sign}0.{zeros}{digits}")
-        }
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let dot = if rest.is_empty() { "" } else { "." };
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{first}{dot}{rest}e{esign}{:02}", exp.abs())
-    }
-}
-
-fn dump_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-fn dump_number(out: &mut String, n: &Number) {
-    match (n.as_u64(), n.as_i64()) {
-        (Some(u), _) => out.push_str(&u.to_string()),
-        (None, Some(i)) => out.push_str(&i.to_string()),
-        _ => out.push_str(&py_float_repr(n.as_f64().unwrap_or(f64::NAN))),
-    }
-}
-
-fn dump_indented(out: &mut String, v: &Value, level: usize) {
-    const INDENT: usize = 2;
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => dump_number(out, n),
-        Value::String(s) => dump_str(out, s),
-        Value::Array(list) if list.is_empty() => out.push_str("[]"),
-        Value::Object(map) if map.is_empty() => out.push_str("{}"),
-        Value::Array(list) => {
-            out.push('[');
-            for (i, item) in list.iter().enumerate() {
-                out.push_str(if i == 0 { "\n" } else { ",\n" });
-                out.push_str(&" ".repeat(INDENT * (level + 1)));
-                dump_indented(out, item, level + 1);
-            }
-            out.push('\n');
-            out.push_str(&" ".repeat(INDENT * level));
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            // serde_json's map is sorted by key: Python's sort_keys order
-            // (code points, which UTF-8 byte order preserves).
-            for (i, (k, item)) in map.iter().enumerate() {
-                out.push_str(if i == 0 { "\n" } else { ",\n" });
-                out.push_str(&" ".repeat(INDENT * (level + 1)));
-                dump_str(out, k);
-                out.push_str(": ");
-                dump_indented(out, item, level + 1);
-            }
-            out.push('\n');
-            out.push_str(&" ".repeat(INDENT * level));
-            out.push('}');
-        }
-    }
-}
+/// Python's `repr()` of a float as simplejson writes it (the writer is
+/// [`crate::pyjson`]).
+pub use crate::pyjson::float_repr as py_float_repr;
 
 /// 2.5.2's `serializer.DumpJson(data)` (indented form): sorted keys,
 /// two-space indent, `,` at line ends (the trailing space stripped),
 /// `": "` between key and value, non-ASCII escaped, a final newline.
 pub fn dump_json_indented(v: &Value) -> String {
-    let mut out = String::new();
-    dump_indented(&mut out, v, 0);
-    out.push('\n');
-    out
+    crate::pyjson::dumps(v, crate::pyjson::Options::INDENTED)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn float_repr_is_pythons() {
-        for (f, py) in [
-            (1795814247.593712, "1795814247.593712"),
-            (1795814247.59974, "1795814247.59974"),
-            (1700000000.0, "1700000000.0"),
-            (0.0, "0.0"),
-            (-0.0, "-0.0"),
-            (1.5, "1.5"),
-            (0.1, "0.1"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (1e15, "1000000000000000.0"),
-            (1e16, "1e+16"),
-            (1.2345e22, "1.2345e+22"),
-            (-2.5, "-2.5"),
-            (123.456, "123.456"),
-            (1e300, "1e+300"),
-        ] {
-            assert_eq!(py_float_repr(f), py, "{f:e}");
-        }
-    }
 
     #[test]
     fn json_keeps_ints_floats_and_exact_values() {
@@ -470,14 +337,5 @@ mod tests {
         assert!(parse_json(&nested(MAX_JSON_DEPTH)).is_ok());
         let err = parse_json(&nested(MAX_JSON_DEPTH + 1)).unwrap_err();
         assert!(err.contains("nested deeper than 64"), "{err}");
-    }
-
-    #[test]
-    fn strings_are_written_ascii_only() {
-        let v = json!({"k": "é😀\"\\\n\t\u{1}\u{7f}~ /", "b": [], "a": {}});
-        assert_eq!(
-            dump_json_indented(&v),
-            "{\n  \"a\": {},\n  \"b\": [],\n  \"k\": \"\\u00e9\\ud83d\\ude00\\\"\\\\\\n\\t\\u0001\\u007f~ /\"\n}\n"
-        );
     }
 }

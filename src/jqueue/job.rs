@@ -12,22 +12,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use super::pyjson;
 use crate::errors::GanetiError;
+use crate::opcodes;
+use crate::pyjson;
+use crate::pytext::{self, Strings};
 
 /// `OP_PRIO_HIGHEST` .. `OP_PRIO_LOWEST`: the internal priority range.
-pub const PRIO_HIGHEST: i32 = -20;
-pub const PRIO_LOWEST: i32 = 19;
+pub const PRIO_HIGHEST: i32 = opcodes::OP_PRIO_HIGHEST;
+pub const PRIO_LOWEST: i32 = opcodes::OP_PRIO_LOWEST;
 /// `OP_PRIO_DEFAULT`.
-pub const PRIO_DEFAULT: i32 = 0;
+pub const PRIO_DEFAULT: i32 = opcodes::OP_PRIO_DEFAULT;
 /// `OP_PRIO_SUBMIT_VALID`, in the order 2.5.2's frozenset iterates it (the
 /// order its error message lists them).
-pub const PRIO_SUBMIT_VALID: [i32; 3] = [0, 10, -10];
-/// `JOBS_FINALIZED` in 2.5.2's frozenset order.
-const FINALIZED_NAMES: [&str; 3] = ["canceled", "success", "error"];
-/// `ht` description of `TNoRelativeJobDependencies`, as 2.5.2 prints it.
-const DEPENDS_DESC: &str = "None or (List of ((Length 2) and (Item 0 is JobId, item 1 is \
-                            (List of (OneOf canceled, success, error)))))";
+pub const PRIO_SUBMIT_VALID: [i32; 3] = opcodes::OP_PRIO_SUBMIT_VALID;
 /// The opcode parameter naming dependencies (`opcodes.DEPEND_ATTR`).
 pub const DEPEND_ATTR: &str = "depends";
 
@@ -346,7 +343,7 @@ impl Job {
 
     /// The job file's bytes: `DumpJson(Serialize(), indent=False)`.
     pub fn to_file(&self) -> Vec<u8> {
-        pyjson::dumps(&self.to_value()).into_bytes()
+        pyjson::dumps(&self.to_value(), pyjson::Options::COMPACT).into_bytes()
     }
 
     /// Loads a job file; `id` is the id in the file's name.
@@ -464,22 +461,14 @@ fn parse_log_entry(v: &Value) -> Result<LogEntry, Corrupt> {
     })
 }
 
-/// A job id as 2.5.2 accepts it (`ht.TJobId`): a non-negative integer or a
-/// string of decimal digits. Ids beyond `u64` are refused.
+/// A job id as 2.5.2 accepts it ([`opcodes::job_id`]).
 pub fn job_id_from_value(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => parse_job_id(s),
-        _ => None,
-    }
+    opcodes::job_id(v)
 }
 
-/// A string of ASCII digits as a job id.
+/// A string of ASCII digits as a job id ([`opcodes::job_id_text`]).
 pub fn parse_job_id(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    opcodes::job_id_text(s)
 }
 
 /// The opcode summary shown by `gnt-job list` (`OpCode.Summary()`).
@@ -502,67 +491,16 @@ pub fn load_opcode(v: Value) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// Python's `str()` of a JSON value (strings bare, containers as `repr`).
+/// Python's `str()` of a JSON-loaded value ([`pytext::py_str`]; ASCII
+/// strings load as `str`).
 pub fn python_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => python_repr(other),
-    }
+    pytext::py_str(v, Strings::AsciiAsStr)
 }
 
-/// Python 2's `repr()` of a JSON-loaded value (ASCII strings load as `str`).
+/// Python 2's `repr()` of a JSON-loaded value ([`pytext::py_repr`]; ASCII
+/// strings load as `str`).
 pub fn python_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => pyjson::float_repr(f),
-            _ => n.to_string(),
-        },
-        Value::String(s) => {
-            let quote = if s.contains('\'') && !s.contains('"') {
-                '"'
-            } else {
-                '\''
-            };
-            let mut out = String::new();
-            out.push(quote);
-            for c in s.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if c == quote => {
-                        out.push('\\');
-                        out.push(c);
-                    }
-                    ' '..='~' => out.push(c),
-                    c => out.push_str(&c.escape_unicode().to_string()),
-                }
-            }
-            out.push(quote);
-            out
-        }
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(python_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{}: {}",
-                        python_repr(&Value::String(k.clone())),
-                        python_repr(v)
-                    )
-                })
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
+    pytext::py_repr(v, Strings::AsciiAsStr)
 }
 
 /// One dependency of an opcode: the job id and the wanted final statuses
@@ -574,67 +512,43 @@ pub struct Dependency {
 }
 
 /// Checks an opcode's `depends` as 2.5.2's `TNoRelativeJobDependencies`
-/// and returns it with normalised ids.
+/// ([`opcodes::parse_depends`]) and returns it with normalised ids.
 pub fn parse_dependencies(v: Option<&Value>) -> Option<Vec<Dependency>> {
-    let list = match v {
-        None | Some(Value::Null) => return Some(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => return None,
+    let Some(v) = v else {
+        return Some(Vec::new());
     };
-    list.iter()
+    opcodes::parse_depends(v, false)?
+        .into_iter()
         .map(|dep| {
-            let [id, statuses] = dep.as_array()?.as_slice() else {
+            let opcodes::DepJob::Id(job) = dep.job else {
                 return None;
             };
-            let job = job_id_from_value(id)?;
-            let statuses = statuses
-                .as_array()?
+            let statuses = dep
+                .statuses
                 .iter()
-                .map(|s| {
-                    let s = s.as_str()?;
-                    FINALIZED_NAMES.contains(&s).then(|| Status::parse(s))?
-                })
+                .map(|s| Status::parse(s))
                 .collect::<Option<Vec<_>>>()?;
             Some(Dependency { job, statuses })
         })
         .collect()
 }
 
-/// 2.5.2's message for dependencies that fail the check.
+/// 2.5.2's message for dependencies that fail the check
+/// ([`opcodes::invalid_depends`]).
 pub fn invalid_dependencies(idx: usize, deps: &Value) -> GanetiError {
-    GanetiError::msg(
-        "GenericError",
-        format!(
-            "Opcode {idx} has invalid dependencies, must match {DEPENDS_DESC}: {}",
-            python_str(deps)
-        ),
-    )
+    opcodes::invalid_depends(idx, deps)
 }
 
-/// 2.5.2's message for a priority outside -10/0/10.
+/// 2.5.2's message for a priority outside -10/0/10
+/// ([`opcodes::invalid_priority`]).
 pub fn invalid_priority(idx: usize, prio: &Value) -> GanetiError {
-    let allowed: Vec<String> = PRIO_SUBMIT_VALID.iter().map(i32::to_string).collect();
-    GanetiError::msg(
-        "GenericError",
-        format!(
-            "Opcode {idx} has invalid priority {}, allowed are {}",
-            python_str(prio),
-            allowed.join(", ")
-        ),
-    )
+    opcodes::invalid_priority(idx, prio)
 }
 
 /// The submitted priority when it is one of -10/0/10 (absent: 0), else
-/// 2.5.2's error for opcode `idx`.
+/// 2.5.2's error for opcode `idx` ([`opcodes::submit_priority`]).
 pub fn submit_priority(idx: usize, input: &Map<String, Value>) -> Result<i32, GanetiError> {
-    match input.get("priority") {
-        None => Ok(PRIO_DEFAULT),
-        Some(p) => p
-            .as_i64()
-            .and_then(|p| i32::try_from(p).ok())
-            .filter(|p| PRIO_SUBMIT_VALID.contains(p))
-            .ok_or_else(|| invalid_priority(idx, p)),
-    }
+    opcodes::submit_priority(idx, input)
 }
 
 #[cfg(test)]

@@ -61,14 +61,26 @@
 //!   allocating ids (a LUXI server wanting that calls [`job::load_opcode`]
 //!   on every opcode first). An empty call writes no serial file.
 //!
-//! Opcode summaries and the known opcodes come from [`crate::opcodes`].
+//! Opcode summaries, the known opcodes and the submission checks (priority,
+//! dependencies) come from [`crate::opcodes`].
 #![forbid(unsafe_code)]
 
 pub mod job;
-pub mod pyjson;
 mod queue;
 mod wait;
 mod workers;
+
+/// Job files as 2.5.2 wrote them (`DumpJson(data, indent=False)`): the
+/// writer is [`crate::pyjson`]; these names stay for existing callers.
+pub mod pyjson {
+    pub use crate::pyjson::float_repr;
+    use serde_json::Value;
+
+    /// `DumpJson(value, indent=False)`: the compact text plus `"\n"`.
+    pub fn dumps(value: &Value) -> String {
+        crate::pyjson::dumps(value, crate::pyjson::Options::COMPACT)
+    }
+}
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

@@ -503,11 +503,7 @@ impl Inner {
             return Err(GanetiError::new("JobQueueFull", vec![]));
         }
         for (idx, op) in ops.iter().enumerate() {
-            job::submit_priority(idx, op)?;
-            let deps = op.get(job::DEPEND_ATTR);
-            if job::parse_dependencies(deps).is_none() {
-                return Err(job::invalid_dependencies(idx, deps.unwrap_or(&Value::Null)));
-            }
+            crate::opcodes::check_submit(idx, op)?;
         }
         let job = Job::new(id, ops)?;
         let path = self.job_path(id);

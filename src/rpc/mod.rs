@@ -1,7 +1,9 @@
 //! The node RPC wire format: the `[success, payload]` envelope, serialized
 //! the way Ganeti's `serializer.DumpJson` writes it (`", "` and `": "`
-//! separators, a trailing newline), so byte-level comparisons with 2.5.2
-//! hold.
+//! separators, sorted keys, floats as Python's `repr`, a trailing newline),
+//! so byte-level comparisons with 2.5.2 hold. Unlike 2.5.2 (simplejson's
+//! `ensure_ascii`), text outside ASCII is sent as UTF-8, not `\uXXXX`;
+//! both read back the same.
 
 pub mod blob;
 pub mod client;
@@ -9,57 +11,34 @@ pub mod client;
 use serde::Serialize;
 use serde_json::Value;
 
-/// serde_json formatter producing Python's default `json.dumps` spacing.
-struct PythonFormatter;
+use crate::pyjson::{self, Options};
 
-impl serde_json::ser::Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
-    }
-
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
-    }
-
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b": ")
-    }
-}
-
-/// Serializes like Ganeti's `serializer.DumpJson`, newline included.
+/// Serializes like Ganeti's `serializer.DumpJson(data, indent=False)`,
+/// newline included (the writer is [`crate::pyjson`], with
+/// [`Options::RPC`]).
 pub fn dump_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
-    if value.serialize(&mut ser).is_err() {
-        // Only non-string map keys can fail here, and no reply has them.
-        return b"[false, \"internal error: reply not serializable\"]\n".to_vec();
+    match serde_json::to_value(value) {
+        Ok(v) => pyjson::dumps(&v, Options::RPC).into_bytes(),
+        // Only non-string map keys can fail here, and no body has them.
+        Err(_) => b"[false, \"internal error: reply not serializable\"]\n".to_vec(),
     }
-    out.push(b'\n');
-    out
 }
 
 /// The body of an RPC answer: `[true, payload]` or `[false, message]`.
 pub fn envelope(result: &Result<Value, String>) -> Vec<u8> {
+    let mut out = String::with_capacity(64);
     match result {
-        Ok(payload) => dump_json(&(true, payload)),
-        Err(msg) => dump_json(&(false, msg)),
+        Ok(payload) => {
+            out.push_str("[true, ");
+            pyjson::write_value(&mut out, payload, Options::RPC, 0);
+        }
+        Err(msg) => {
+            out.push_str("[false, ");
+            pyjson::write_value(&mut out, &Value::String(msg.clone()), Options::RPC, 0);
+        }
     }
+    out.push_str("]\n");
+    out.into_bytes()
 }
 
 #[cfg(test)]
@@ -80,5 +59,18 @@ mod tests {
         let body = envelope(&Ok(json!({"a": [1, {"b": null}]})));
         assert_eq!(body, b"[true, {\"a\": [1, {\"b\": null}]}]\n");
         assert_eq!(envelope(&Err("no".into())), b"[false, \"no\"]\n");
+    }
+
+    #[test]
+    fn floats_as_python_repr_and_utf8_text() {
+        // Python 2.7's json.dumps([1e-05, 1e+16, 1795813498.14, ...]).
+        assert_eq!(
+            dump_json(&json!([1e-5, 1e16, 1795813498.14, 0.1, 3.0])),
+            b"[1e-05, 1e+16, 1795813498.14, 0.1, 3.0]\n"
+        );
+        assert_eq!(
+            dump_json(&json!({"b": "\u{e9}\u{1}", "a": [true, null]})),
+            "{\"a\": [true, null], \"b\": \"\u{e9}\\u0001\"}\n".as_bytes()
+        );
     }
 }

@@ -53,6 +53,7 @@ use serde_json::{Map, Value};
 use crate::cmd::{self, CmdResult};
 use crate::objects::{Disk, LD_BLOCKDEV, LD_DRBD8, LD_FILE, LD_LV};
 use crate::paths::{Paths, RUN_DIR};
+use crate::pytext::{self, Strings};
 
 /// `ldisk_status` values (`LDS_*`).
 pub const LDS_OKAY: u8 = 1;
@@ -346,26 +347,10 @@ pub fn describe(disk: &Disk) -> String {
     s
 }
 
-/// A JSON value as Python 2 `repr` showed the decoded value.
+/// A JSON value as Python 2 `repr` showed the decoded value
+/// ([`pytext::py_repr`]; ASCII strings are `str`).
 pub fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => py_float(f),
-            _ => n.to_string(),
-        },
-        Value::String(s) => py_str(s),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}: {}", py_str(k), py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+    pytext::py_repr(v, Strings::AsciiAsStr)
 }
 
 /// A list shown as a Python tuple (the node turned ids into tuples).
@@ -378,44 +363,14 @@ pub fn py_tuple(items: &[Value]) -> String {
     }
 }
 
-/// Python 2 `repr` of a string: single quotes unless it holds one and no
-/// double quote; backslash escapes for quotes and control characters.
+/// Python 2 `repr` of a string ([`pytext::py_repr_str`]; ASCII text is a
+/// `str`, other text `unicode`).
 pub fn py_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
+    pytext::py_repr_str(s, Strings::AsciiAsStr)
 }
 
-/// Python's `str(float)`: `84.0`, `20.5`.
-pub fn py_float(f: f64) -> String {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        format!("{f:.1}")
-    } else {
-        format!("{f}")
-    }
-}
+/// Python's `str(float)` ([`pytext::float_str`]): `84.0`, `20.5`.
+pub use crate::pytext::float_str as py_float;
 
 /// 2.5.2's `utils.ShellQuoteArgs`: the command as its messages show it.
 pub fn shell_quote_args(argv: &[&str]) -> String {
@@ -630,6 +585,10 @@ mod tests {
         assert_eq!(py_str("a'\"b\n"), "'a\\'\"b\\n'");
         assert_eq!(py_float(84.0), "84.0");
         assert_eq!(py_float(20.5), "20.5");
+        // As 2.5.2 showed what simplejson decoded: text outside ASCII is a
+        // `unicode`; str() of a float has 12 digits.
+        assert_eq!(py_str("v\u{e9}"), "u'v\\xe9'");
+        assert_eq!(py_float(1034.0 - 1e-12), "1034.0");
         assert_eq!(
             py_repr(&json!(["x", 1, null, true, 2.0])),
             "['x', 1, None, True, 2.0]"
