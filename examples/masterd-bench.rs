@@ -11,8 +11,10 @@
 //!   file `job-<id>` in that directory when the answer arrives (checked
 //!   right after each submission, before the job ran).
 //!
-//!   cargo run --release --example masterd-bench -- --socket PATH
-//!       [--jobs 1000] [--rounds 100] [--queue-dir DIR] [--pid PID] [--luxi3]
+//! ```text
+//! cargo run --release --example masterd-bench -- --socket PATH \
+//!     [--jobs 1000] [--rounds 100] [--queue-dir DIR] [--pid PID] [--luxi3]
+//! ```
 //!
 //! `--luxi3` speaks to Ganeti 3.0's luxid instead (socket
 //! /var/run/ganeti/socket/ganeti-query): requests carry version 3000000,
@@ -53,9 +55,24 @@ fn parse_options() -> Result<Options, String> {
     o.optopt("", "socket", "the master's LUXI socket", "PATH");
     o.optflag("", "luxi3", "speak Ganeti 3.0's LUXI (luxid)");
     o.optopt("", "jobs", "jobs submitted at once (default 1000)", "N");
-    o.optopt("", "rounds", "sequential submit-and-wait rounds (default 100)", "N");
-    o.optopt("", "duration", "delay of each job in seconds (default 0.001)", "S");
-    o.optopt("", "queue-dir", "job queue directory, to check durability", "DIR");
+    o.optopt(
+        "",
+        "rounds",
+        "sequential submit-and-wait rounds (default 100)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "duration",
+        "delay of each job in seconds (default 0.001)",
+        "S",
+    );
+    o.optopt(
+        "",
+        "queue-dir",
+        "job queue directory, to check durability",
+        "DIR",
+    );
     o.optopt("", "pid", "master daemon pid, for its memory", "PID");
     o.optflag("h", "help", "this help");
     let usage = || o.usage("Usage: masterd-bench --socket PATH [options]");
@@ -67,7 +84,10 @@ fn parse_options() -> Result<Options, String> {
     }
     let num = |name: &str, default: usize| -> Result<usize, String> {
         m.opt_str(name)
-            .map(|v| v.parse().map_err(|_| format!("--{name}: not a number: {v}")))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("--{name}: not a number: {v}"))
+            })
             .unwrap_or(Ok(default))
     };
     let luxi3 = m.opt_present("luxi3");
@@ -83,7 +103,10 @@ fn parse_options() -> Result<Options, String> {
         rounds: num("rounds", 100)?,
         duration: m
             .opt_str("duration")
-            .map(|v| v.parse().map_err(|_| format!("--duration: not a number: {v}")))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("--duration: not a number: {v}"))
+            })
             .unwrap_or(Ok(0.001))?,
         queue_dir: m.opt_str("queue-dir").map(PathBuf::from),
         pid: m
@@ -216,11 +239,22 @@ impl Conn {
                 continue;
             }
             let info = r.get(0).cloned().unwrap_or(Value::Null);
-            let logs = r.get(1).and_then(Value::as_array).cloned().unwrap_or_default();
-            let status = info.get(0).and_then(Value::as_str).unwrap_or("").to_string();
+            let logs = r
+                .get(1)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let status = info
+                .get(0)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if let Some(last) = logs.last().and_then(|l| l.get(0)) {
                 serial = last.clone();
-            } else if matches!(status.as_str(), "success" | "error" | "canceled" | "canceling") {
+            } else if matches!(
+                status.as_str(),
+                "success" | "error" | "canceled" | "canceling"
+            ) {
                 return Ok(status);
             }
             prev = info;
@@ -281,7 +315,10 @@ fn run(o: &Options) -> Result<(), String> {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         while !pending.is_empty() {
             if t0.elapsed() > RUN_TIMEOUT {
-                return Err(format!("{} jobs not finished after {RUN_TIMEOUT:?}", pending.len()));
+                return Err(format!(
+                    "{} jobs not finished after {RUN_TIMEOUT:?}",
+                    pending.len()
+                ));
             }
             let mut still = Vec::new();
             for chunk in pending.chunks(POLL_BATCH) {
@@ -307,7 +344,10 @@ fn run(o: &Options) -> Result<(), String> {
             submitted.as_secs_f64()
         );
         if let Some(n) = on_disk {
-            println!("many: {n}/{} job files on disk when the submission was answered", ids.len());
+            println!(
+                "many: {n}/{} job files on disk when the submission was answered",
+                ids.len()
+            );
             result.insert("many_durable", format!("{n}/{}", ids.len()));
         }
         result.insert("jobs_per_s", format!("{rate:.2}"));
@@ -344,7 +384,10 @@ fn run(o: &Options) -> Result<(), String> {
             lat.last().copied().unwrap_or(f64::NAN)
         );
         if o.queue_dir.is_some() {
-            println!("sequential: {durable_count}/{} job files on disk when the submission was answered", o.rounds);
+            println!(
+                "sequential: {durable_count}/{} job files on disk when the submission was answered",
+                o.rounds
+            );
             result.insert("seq_durable", format!("{durable_count}/{}", o.rounds));
         }
         result.insert("p50_ms", format!("{p50:.3}"));

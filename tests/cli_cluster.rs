@@ -4,9 +4,9 @@
 //! left clean, and init possible again), and master failover with
 //! `--no-voting` on a two-node cluster in a private network namespace.
 
-mod common;
 #[path = "cli_util/mod.rs"]
 mod cli_util;
+mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -68,7 +68,12 @@ fn init_info_destroy_and_init_again() {
     // Files and modes (config.data is 0600 when created, 0640 once the
     // configuration writer has updated it, as in 2.5.2).
     assert_eq!(mode(&data.join("config.data")), 0o640);
-    for secret in ["server.pem", "rapi.pem", "hmac.key", "cluster-domain-secret"] {
+    for secret in [
+        "server.pem",
+        "rapi.pem",
+        "hmac.key",
+        "cluster-domain-secret",
+    ] {
         assert_eq!(mode(&data.join(secret)), 0o400, "{secret}");
     }
     for key in ["hmac.key", "cluster-domain-secret"] {
@@ -102,8 +107,7 @@ fn init_info_destroy_and_init_again() {
     assert_eq!(ss("node_primary_ips"), "node1.example.com 127.0.0.1\n");
     assert_eq!(ss("hypervisor_list"), "fake\n");
     let cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(data.join("config.data")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(data.join("config.data")).unwrap()).unwrap();
     let cl = &cfg["cluster"];
     assert_eq!(cl["cluster_name"], "cluster.example.com");
     assert_eq!(cl["master_node"], "node1.example.com");
@@ -117,7 +121,10 @@ fn init_info_destroy_and_init_again() {
     assert_eq!(cfg["nodes"][NODE]["master_candidate"], true);
     // /etc/hosts (under the root) got the node.
     let hosts = std::fs::read_to_string(c.path("etc/hosts")).unwrap();
-    assert!(hosts.contains("127.0.0.1\tnode1.example.com node1\n"), "{hosts}");
+    assert!(
+        hosts.contains("127.0.0.1\tnode1.example.com node1\n"),
+        "{hosts}"
+    );
     // The storage directories exist.
     assert!(c.path("srv/ganeti/file-storage").is_dir());
     assert!(c.path("srv/ganeti/shared-file-storage").is_dir());
@@ -129,7 +136,10 @@ fn init_info_destroy_and_init_again() {
         "ID Status  Summary          \n1  success CLUSTER_POST_INIT\n"
     );
 
-    assert_eq!(ok(&c.run(GNT_CLUSTER, &["getmaster"])), "node1.example.com\n");
+    assert_eq!(
+        ok(&c.run(GNT_CLUSTER, &["getmaster"])),
+        "node1.example.com\n"
+    );
     assert_eq!(
         ok(&c.run(GNT_CLUSTER, &["version"])),
         "Software version: 2.5.2\nInternode protocol: 2050000\nConfiguration format: \
@@ -175,7 +185,11 @@ fn init_info_destroy_and_init_again() {
 
     // Destroy: the daemons go, the node is clean.
     ok(&c.run(GNT_CLUSTER, &["destroy", "--yes-do-it"]));
-    assert!(wait_until(SECS, || !alive(noded) && !alive(masterd)), "{}", c.logs());
+    assert!(
+        wait_until(SECS, || !alive(noded) && !alive(masterd)),
+        "{}",
+        c.logs()
+    );
     let left: Vec<_> = files_below(&data)
         .into_iter()
         .filter(|p| p != Path::new("queue/lock"))
@@ -196,10 +210,16 @@ fn init_info_destroy_and_init_again() {
 fn queue_drain_refuses_jobs() {
     let c = TestCluster::new("cli-drain");
     c.init_ok();
-    assert_eq!(ok(&c.run(GNT_CLUSTER, &["queue", "info"])), "The drain flag is unset\n");
+    assert_eq!(
+        ok(&c.run(GNT_CLUSTER, &["queue", "info"])),
+        "The drain flag is unset\n"
+    );
     assert_eq!(ok(&c.run(GNT_CLUSTER, &["queue", "drain"])), "");
     assert!(c.path("var/lib/ganeti/queue/drain").exists());
-    assert_eq!(ok(&c.run(GNT_CLUSTER, &["queue", "info"])), "The drain flag is set\n");
+    assert_eq!(
+        ok(&c.run(GNT_CLUSTER, &["queue", "info"])),
+        "The drain flag is set\n"
+    );
     let (code, out, err) = result(&c.run(GNT_DEBUG, &["delay", "0.1"]));
     assert_eq!(
         (code, out.as_str(), err.as_str()),
@@ -210,7 +230,10 @@ fn queue_drain_refuses_jobs() {
         )
     );
     assert_eq!(ok(&c.run(GNT_CLUSTER, &["queue", "undrain"])), "");
-    assert_eq!(ok(&c.run(GNT_CLUSTER, &["queue", "info"])), "The drain flag is unset\n");
+    assert_eq!(
+        ok(&c.run(GNT_CLUSTER, &["queue", "info"])),
+        "The drain flag is unset\n"
+    );
     ok(&c.run(GNT_DEBUG, &["delay", "0.01"]));
     let (code, _, err) = result(&c.run(GNT_CLUSTER, &["queue", "flush"]));
     assert_eq!(code, 1);
@@ -224,7 +247,10 @@ fn queue_drain_refuses_jobs() {
         "The watcher is not paused.\n"
     );
     let paused = ok(&c.run(GNT_CLUSTER, &["watcher", "pause", "1h"]));
-    assert!(paused.starts_with("The watcher is paused until "), "{paused}");
+    assert!(
+        paused.starts_with("The watcher is paused until "),
+        "{paused}"
+    );
     assert_eq!(
         ok(&c.run(GNT_CLUSTER, &["watcher", "continue"])),
         "The watcher is no longer paused.\n"
@@ -277,7 +303,11 @@ fn master_failover_without_voting_on_two_nodes() {
     }
     let n1 = TestCluster::with_hosts("cli-fo1", "127.0.0.1", "192.0.2.50");
     n1.init_ok();
-    assert!(addresses().contains("inet 192.0.2.50/32"), "{}", addresses());
+    assert!(
+        addresses().contains("inet 192.0.2.50/32"),
+        "{}",
+        addresses()
+    );
 
     // node2: same port, another root and address, in both hosts files.
     let n2 = TestCluster::with_hosts("cli-fo2", "127.0.0.2", "192.0.2.50");
@@ -296,7 +326,13 @@ fn master_failover_without_voting_on_two_nodes() {
     // master writes the configuration (and ssconf) to both nodes.
     let d1 = n1.path("var/lib/ganeti");
     let d2 = n2.path("var/lib/ganeti");
-    for f in ["server.pem", "rapi.pem", "hmac.key", "cluster-domain-secret", "known_hosts"] {
+    for f in [
+        "server.pem",
+        "rapi.pem",
+        "hmac.key",
+        "cluster-domain-secret",
+        "known_hosts",
+    ] {
         std::fs::copy(d1.join(f), d2.join(f)).unwrap();
     }
     let node2_cmd = |bin: &str| {
@@ -316,7 +352,8 @@ fn master_failover_without_voting_on_two_nodes() {
     common::signal(masterd, libc::SIGTERM);
     assert!(wait_until(SECS, || !alive(masterd)));
     let cfg_path = d1.join("config.data");
-    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     let mut node2 = cfg["nodes"][NODE].clone();
     node2["name"] = "node2.example.com".into();
     node2["primary_ip"] = "127.0.0.2".into();
@@ -342,9 +379,15 @@ fn master_failover_without_voting_on_two_nodes() {
     let old_masterd = n1.pid("ganeti-masterd").unwrap();
 
     // Not a master candidate / already master refusals come first.
-    let (code, _, err) = result(&n1.run(GNT_CLUSTER, &["master-failover", "--no-voting", "--yes-do-it"]));
+    let (code, _, err) = result(&n1.run(
+        GNT_CLUSTER,
+        &["master-failover", "--no-voting", "--yes-do-it"],
+    ));
     assert_eq!(code, 1);
-    assert!(err.ends_with("node1.example.com is already the master\n"), "{err}");
+    assert!(
+        err.ends_with("node1.example.com is already the master\n"),
+        "{err}"
+    );
     // Without a terminal, --no-voting alone is not confirmed.
     // (setsid: no controlling terminal, so no /dev/tty to ask on.)
     let out = node2_cmd("setsid")
@@ -362,7 +405,14 @@ fn master_failover_without_voting_on_two_nodes() {
         .args(["master-failover", "--no-voting", "--yes-do-it"])
         .output()
         .unwrap();
-    assert_eq!(result(&out).0, 0, "{}{}\n{}", text(&out.stderr), n1.logs(), n2.logs());
+    assert_eq!(
+        result(&out).0,
+        0,
+        "{}{}\n{}",
+        text(&out.stderr),
+        n1.logs(),
+        n2.logs()
+    );
     // The old master daemon is gone, the new one runs, both nodes agree.
     assert!(wait_until(SECS, || !alive(old_masterd)));
     let new_masterd = n2.pid("ganeti-masterd").expect("new master pid");
@@ -373,15 +423,21 @@ fn master_failover_without_voting_on_two_nodes() {
             "node2.example.com\n"
         );
         let cfg: Value =
-            serde_json::from_str(&std::fs::read_to_string(d.join("config.data")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(d.join("config.data")).unwrap()).unwrap();
         assert_eq!(cfg["cluster"]["master_node"], "node2.example.com");
     }
-    assert!(addresses().contains("inet 192.0.2.50/32"), "{}", addresses());
+    assert!(
+        addresses().contains("inet 192.0.2.50/32"),
+        "{}",
+        addresses()
+    );
     // The tools follow: node2 answers, node1 points to node2.
     let out = node2_cmd(GNT_CLUSTER).args(["getmaster"]).output().unwrap();
     assert_eq!(ok(&out), "node2.example.com\n");
-    let out = node2_cmd(GNT_DEBUG).args(["delay", "0.01"]).output().unwrap();
+    let out = node2_cmd(GNT_DEBUG)
+        .args(["delay", "0.01"])
+        .output()
+        .unwrap();
     ok(&out);
     let (code, _, err) = result(&n1.run(GNT_JOB, &["list"]));
     assert_eq!(code, 1);

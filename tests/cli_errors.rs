@@ -3,9 +3,9 @@
 //! when another node is the master; option and argument errors; and every
 //! refusal of `gnt-cluster init` that must come before anything is written.
 
-mod common;
 #[path = "cli_util/mod.rs"]
 mod cli_util;
+mod common;
 
 use std::net::TcpListener;
 
@@ -27,7 +27,11 @@ fn commands_on_an_uninitialised_node() {
         (GNT_DEBUG, vec!["delay", "1"]),
     ] {
         let (code, out, err) = result(&c.run(bin, &args));
-        assert_eq!((code, out.as_str(), err.as_str()), (1, "", NOT_INITIALISED), "{args:?}");
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (1, "", NOT_INITIALISED),
+            "{args:?}"
+        );
     }
     // getmaster reads ssconf itself: 2.5.2's ConfigurationError, exit 2.
     let (code, out, err) = result(&c.run(GNT_CLUSTER, &["getmaster"]));
@@ -65,7 +69,10 @@ fn no_master_daemon_and_another_master() {
     // master-failover on a node whose ssconf is incomplete.
     let (code, _, err) = result(&c.run(GNT_CLUSTER, &["master-failover"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.starts_with("Corrupt configuration file: Can't read from the ssconf file"), "{err}");
+    assert!(
+        err.starts_with("Corrupt configuration file: Can't read from the ssconf file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -73,18 +80,30 @@ fn usage_errors_as_optparse() {
     let c = TestCluster::new("cli-usage");
     let (code, out, err) = result(&c.run(GNT_JOB, &["list", "--bogus"]));
     assert_eq!((code, out.as_str()), (2, ""));
-    assert!(err.ends_with("gnt-job: error: no such option: --bogus\n"), "{err}");
+    assert!(
+        err.ends_with("gnt-job: error: no such option: --bogus\n"),
+        "{err}"
+    );
     let (code, _, err) = result(&c.run(GNT_JOB, &["watch"]));
-    assert_eq!((code, err.as_str()), (1, "Error: Command watch expects 1 argument(s)\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "Error: Command watch expects 1 argument(s)\n")
+    );
     let (code, _, err) = result(&c.run(GNT_CLUSTER, &["getmaster", "x"]));
-    assert_eq!((code, err.as_str()), (1, "Error: Command getmaster expects no arguments\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "Error: Command getmaster expects no arguments\n")
+    );
     let (code, out, _) = result(&c.run(GNT_CLUSTER, &[]));
     assert_eq!(code, 1);
     assert!(out.starts_with("Usage: gnt-cluster {command} [options...] [argument...]\n"));
     assert!(out.contains("\n master-failover "), "{out}");
     let (code, out, _) = result(&c.run(GNT_DEBUG, &["--version"]));
     assert_eq!(code, 0);
-    assert!(out.starts_with("gnt-debug (ganeti v2.5.2) 2.5.2\n"), "{out}");
+    assert!(
+        out.starts_with("gnt-debug (ganeti v2.5.2) 2.5.2\n"),
+        "{out}"
+    );
     let (code, _, err) = result(&c.run(GNT_DEBUG, &["delay", "--priority=now", "1"]));
     assert_eq!(code, 2);
     assert!(err.ends_with("invalid choice: 'now' (choose from 'low', 'normal', 'high')\n"));
@@ -118,7 +137,10 @@ fn refused(c: &TestCluster, args: &[&str]) -> String {
     let (code, out, err) = result(&c.init(args));
     assert_eq!(code, 1, "{args:?}: {out}{err}");
     assert_eq!(out, "");
-    assert_eq!(files_below(&c.path("var/lib/ganeti")), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        files_below(&c.path("var/lib/ganeti")),
+        Vec::<std::path::PathBuf>::new()
+    );
     assert!(c.pid("ganeti-noded").is_none());
     err
 }
@@ -142,7 +164,10 @@ fn init_refusals_write_nothing() {
     );
     assert_eq!(
         refused(&c, &["--enabled-hypervisors=fake,xen"]),
-        prereq("wrong_input", "Enabled hypervisors contains invalid entries: set(['xen'])")
+        prereq(
+            "wrong_input",
+            "Enabled hypervisors contains invalid entries: set(['xen'])"
+        )
     );
     assert_eq!(
         refused(&c, &["--mac-prefix=AA:00:00"]),
@@ -150,11 +175,15 @@ fn init_refusals_write_nothing() {
     );
     assert_eq!(
         refused(&c, &["--file-storage-dir=relative/dir"]),
-        prereq("wrong_input", "File storage directory 'relative/dir' is not an absolute path")
+        prereq(
+            "wrong_input",
+            "File storage directory 'relative/dir' is not an absolute path"
+        )
     );
     assert!(refused(&c, &["--master-netdev=-bogus0"])
         .starts_with("Failure: prerequisites not met for this operation:\nerror type: wrong_input, error details:\nInvalid master netdev given (-bogus0): "));
-    assert!(refused(&c, &["--master-netdev=nonexistent0"]).contains("Invalid master netdev given (nonexistent0): '"));
+    assert!(refused(&c, &["--master-netdev=nonexistent0"])
+        .contains("Invalid master netdev given (nonexistent0): '"));
     assert_eq!(
         refused(&c, &["-B", "memory=lots"]),
         "Parameter Error: 'memory' (value lots) is not a valid size. error: Invalid format\n"
@@ -167,7 +196,10 @@ fn init_refusals_write_nothing() {
     let (code, _, err) = result(&c.init(&["-N", "mode=weird"]));
     assert_eq!(
         (code, err.as_str()),
-        (2, "Corrupt configuration file: Invalid NIC mode 'weird'\nAborting.\n")
+        (
+            2,
+            "Corrupt configuration file: Invalid NIC mode 'weird'\nAborting.\n"
+        )
     );
     assert!(files_below(&c.path("var/lib/ganeti")).is_empty());
     assert_eq!(
@@ -182,10 +214,17 @@ fn init_refusals_write_nothing() {
         )
     );
     // Not resolvable: the cluster name, or this node's name.
-    let out = c.run(GNT_CLUSTER, &["init", "--no-lvm-storage", "nonexistent.invalid"]);
+    let out = c.run(
+        GNT_CLUSTER,
+        &["init", "--no-lvm-storage", "nonexistent.invalid"],
+    );
     assert_eq!(
         result(&out),
-        (1, String::new(), "Failure: can't resolve hostname 'nonexistent.invalid'\n".into())
+        (
+            1,
+            String::new(),
+            "Failure: can't resolve hostname 'nonexistent.invalid'\n".into()
+        )
     );
     let out = c
         .command(GNT_CLUSTER)
@@ -212,7 +251,12 @@ fn init_refusals_write_nothing() {
     let err = {
         let (code, _, err) = result(&c.run(
             GNT_CLUSTER,
-            &["init", "--no-drbd-storage", "--enabled-hypervisors=fake", CLUSTER],
+            &[
+                "init",
+                "--no-drbd-storage",
+                "--enabled-hypervisors=fake",
+                CLUSTER,
+            ],
         ));
         assert_eq!(code, 1);
         err
@@ -226,5 +270,8 @@ fn init_refusals_write_nothing() {
     let (code, _, err) = result(&c.init(&[]));
     assert_eq!(code, 1);
     assert_eq!(err, prereq("wrong_state", "Cluster is already initialised"));
-    assert_eq!(std::fs::read_to_string(c.path("var/lib/ganeti/config.data")).unwrap(), "{}");
+    assert_eq!(
+        std::fs::read_to_string(c.path("var/lib/ganeti/config.data")).unwrap(),
+        "{}"
+    );
 }

@@ -3,9 +3,9 @@
 //! list/info/watch/cancel/archive/autoarchive output layouts and exit
 //! codes.
 
-mod common;
 #[path = "cli_util/mod.rs"]
 mod cli_util;
+mod common;
 
 use cli_util::*;
 
@@ -17,7 +17,10 @@ fn ok(out: &std::process::Output) -> String {
 
 /// `<ctime> <message>`: the ctime part has 24 characters.
 fn log_message(line: &str) -> &str {
-    assert!(line.len() > 25 && &line[24..25] == " ", "not a log line: {line:?}");
+    assert!(
+        line.len() > 25 && &line[24..25] == " ",
+        "not a log line: {line:?}"
+    );
     let stamp = &line[..24];
     assert!(
         ["Mon ", "Tue ", "Wed ", "Thu ", "Fri ", "Sat ", "Sun "]
@@ -66,7 +69,18 @@ fn delay_prints_the_job_log_and_job_commands() {
          3  success TEST_DELAY(0.01)\n4  error   TEST_DELAY(-1.0)\n"
     );
     assert_eq!(
-        ok(&c.run(GNT_JOB, &["list", "--no-headers", "--separator=|", "-o", "id,status,priority", "2", "4"])),
+        ok(&c.run(
+            GNT_JOB,
+            &[
+                "list",
+                "--no-headers",
+                "--separator=|",
+                "-o",
+                "id,status,priority",
+                "2",
+                "4"
+            ]
+        )),
         "2|success|0\n4|error|0\n"
     );
     assert_eq!(
@@ -86,7 +100,10 @@ fn delay_prints_the_job_log_and_job_commands() {
     assert!(lines[3].starts_with("  Processing start: ") && lines[3].ends_with("s)"));
     assert!(lines[4].starts_with("  Processing end:   ") && lines[4].ends_with("s)"));
     assert!(lines[5].starts_with("  Total processing time: ") && lines[5].ends_with(" seconds"));
-    assert_eq!(&lines[6..9], &["  Opcodes:", "    OP_TEST_DELAY", "      Status: success"]);
+    assert_eq!(
+        &lines[6..9],
+        &["  Opcodes:", "    OP_TEST_DELAY", "      Status: success"]
+    );
     assert!(lines[9].starts_with("      Processing start: "));
     assert!(lines[10].starts_with("      Execution start:  "));
     assert!(lines[11].starts_with("      Processing end:   "));
@@ -105,9 +122,16 @@ fn delay_prints_the_job_log_and_job_commands() {
     ] {
         assert!(fields.contains(&want), "{want:?} missing:\n{info}");
     }
-    let log: Vec<&&str> = fields.iter().filter(|l| l.starts_with("        1:") || l.starts_with("        2:")).collect();
+    let log: Vec<&&str> = fields
+        .iter()
+        .filter(|l| l.starts_with("        1:") || l.starts_with("        2:"))
+        .collect();
     assert_eq!(log.len(), 2, "{info}");
-    assert!(log[0].ends_with(":message  - INFO: Test delay iteration 0/1"), "{}", log[0]);
+    assert!(
+        log[0].ends_with(":message  - INFO: Test delay iteration 0/1"),
+        "{}",
+        log[0]
+    );
     let info = ok(&c.run(GNT_JOB, &["info", "99"]));
     assert_eq!(info, "Job ID 99 not found\n");
     let info4 = ok(&c.run(GNT_JOB, &["show", "4"]));
@@ -121,7 +145,10 @@ fn delay_prints_the_job_log_and_job_commands() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], head);
     assert_eq!(lines[1], "-".repeat(head.len()));
-    assert_eq!(log_message(lines.last().unwrap()), " - INFO: Test delay iteration 1/1");
+    assert_eq!(
+        log_message(lines.last().unwrap()),
+        " - INFO: Test delay iteration 1/1"
+    );
     // watch of a failed job: "Job N failed: <error>", exit 1.
     let (code, out, err) = result(&c.run(GNT_JOB, &["watch", "4"]));
     assert_eq!(code, 1, "{out}");
@@ -134,7 +161,8 @@ fn delay_prints_the_job_log_and_job_commands() {
     let (code, out, _) = result(&c.run(GNT_JOB, &["cancel", &waiting.to_string()]));
     assert_eq!(code, 0, "{out}");
     assert!(
-        out == format!("Job {waiting} will be canceled\n") || out == format!("Job {waiting} canceled\n"),
+        out == format!("Job {waiting} will be canceled\n")
+            || out == format!("Job {waiting} canceled\n"),
         "{out}"
     );
     let (code, _, err) = result(&c.run(GNT_JOB, &["watch", &waiting.to_string()]));
@@ -155,13 +183,22 @@ fn delay_prints_the_job_log_and_job_commands() {
     assert_eq!(ok(&c.run(GNT_JOB, &["archive", "1"])), "");
     assert!(c.path("var/lib/ganeti/queue/archive/0/job-1").is_file());
     let (code, _, err) = result(&c.run(GNT_JOB, &["archive", "1"]));
-    assert_eq!((code, err.as_str()), (1, "Failed to archive job with ID '1'\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "Failed to archive job with ID '1'\n")
+    );
     let out = ok(&c.run(GNT_JOB, &["autoarchive", "all"]));
     let jobs_left = waiting.max(long) - 1;
-    assert_eq!(out, format!("Archived {jobs_left} jobs, 0 unchecked left\n"));
+    assert_eq!(
+        out,
+        format!("Archived {jobs_left} jobs, 0 unchecked left\n")
+    );
     assert_eq!(ok(&c.run(GNT_JOB, &["list"])), "ID Status Summary\n");
     let (code, _, err) = result(&c.run(GNT_JOB, &["autoarchive", "1x"]));
     assert_eq!(code, 1);
     assert!(err.ends_with("Invalid time specification '1x'\n"), "{err}");
-    assert_eq!(ok(&c.run(GNT_JOB, &["autoarchive", "1d"])), "Archived 0 jobs, 0 unchecked left\n");
+    assert_eq!(
+        ok(&c.run(GNT_JOB, &["autoarchive", "1d"])),
+        "Archived 0 jobs, 0 unchecked left\n"
+    );
 }

@@ -49,11 +49,17 @@ fn tool_commands(bin: &str) -> Vec<String> {
 fn check_tool(bin: &str, page: &str, at_least: &[&str]) {
     let commands = tool_commands(bin);
     for c in at_least {
-        assert!(commands.iter().any(|x| x == c), "{bin} lacks {c}: {commands:?}");
+        assert!(
+            commands.iter().any(|x| x == c),
+            "{bin} lacks {c}: {commands:?}"
+        );
     }
     let mut accepted = BTreeSet::from(["version".to_string()]);
     for c in &commands {
-        let help = Command::new(bin).args([c.as_str(), "--help"]).output().unwrap();
+        let help = Command::new(bin)
+            .args([c.as_str(), "--help"])
+            .output()
+            .unwrap();
         assert!(help.status.success(), "{bin} {c} --help");
         accepted.extend(long_options(&String::from_utf8_lossy(&help.stdout)));
     }

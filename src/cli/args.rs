@@ -86,7 +86,8 @@ pub const DRY_RUN_OPT: Opt = Opt {
     short: "",
     long: "dry-run",
     kind: Kind::Flag,
-    help: "Do not execute the operation, just run the check steps and verify it it could be executed",
+    help:
+        "Do not execute the operation, just run the check steps and verify it it could be executed",
 };
 /// The priority names, most urgent first, and their opcode values.
 pub const PRIORITIES: [(&str, i64); 3] = [("low", 10), ("normal", 0), ("high", -10)];
@@ -244,12 +245,9 @@ fn fail_text(f: &Fail) -> String {
 
 /// `Usage\n=====\n  gnt-job list [job_id ...]` (optparse's titled help).
 fn usage_block(tool: &Tool, cmd: &Command) -> String {
-    format!(
-        "Usage\n=====\n  {} {} {}",
-        tool.binary, cmd.name, cmd.usage
-    )
-    .trim_end()
-    .to_string()
+    format!("Usage\n=====\n  {} {} {}", tool.binary, cmd.name, cmd.usage)
+        .trim_end()
+        .to_string()
 }
 
 /// The `--help` text of one command, optparse-like: usage, description,
@@ -259,10 +257,8 @@ pub fn command_help(tool: &Tool, cmd: &Command) -> String {
     out.push_str("\n\n");
     out.push_str(&wrap(cmd.description, 78, ""));
     out.push_str("\n\nOptions\n=======\n");
-    let mut lines: Vec<(String, &str)> = vec![(
-        "-h, --help".to_string(),
-        "show this help message and exit",
-    )];
+    let mut lines: Vec<(String, &str)> =
+        vec![("-h, --help".to_string(), "show this help message and exit")];
     for opt in cmd.options.iter().chain(std::iter::once(&DEBUG_OPT)) {
         let arg = match opt.kind {
             Kind::Flag => String::new(),
@@ -346,7 +342,9 @@ pub fn check_arity(cmd: &str, arity: Arity, n: usize) -> Result<(), String> {
             return Err(format!("Error: Command {cmd} expects {max} argument(s)"));
         }
         if n > max {
-            return Err(format!("Error: Command {cmd} expects only {max} argument(s)"));
+            return Err(format!(
+                "Error: Command {cmd} expects only {max} argument(s)"
+            ));
         }
     }
     if n < arity.min {
@@ -428,7 +426,11 @@ pub fn parse(tool: &Tool, argv: &[String]) -> Parsed {
     let rest = &argv[2..];
     let usage_error = |msg: String| {
         Parsed::Failed(
-            format!("{}\n\n{}: error: {msg}", usage_block(tool, cmd), tool.binary),
+            format!(
+                "{}\n\n{}: error: {msg}",
+                usage_block(tool, cmd),
+                tool.binary
+            ),
             EXIT_USAGE,
         )
     };
@@ -600,11 +602,17 @@ mod tests {
         let (t, c) = failed(&["list", "--bogus"]);
         assert_eq!(c, EXIT_USAGE);
         assert!(t.starts_with("Usage\n=====\n  gnt-test list [job_id ...]\n\n"));
-        assert!(t.ends_with("gnt-test: error: no such option: --bogus"), "{t}");
+        assert!(
+            t.ends_with("gnt-test: error: no such option: --bogus"),
+            "{t}"
+        );
         let (t, _) = failed(&["list", "-o"]);
         assert!(t.ends_with("error: -o option requires an argument"), "{t}");
         let (t, _) = failed(&["delay", "-r", "x", "1"]);
-        assert!(t.ends_with("option --repeat: invalid integer value: 'x'"), "{t}");
+        assert!(
+            t.ends_with("option --repeat: invalid integer value: 'x'"),
+            "{t}"
+        );
         let (t, _) = failed(&["delay", "--priority", "urgent", "1"]);
         assert!(
             t.ends_with("invalid choice: 'urgent' (choose from 'low', 'normal', 'high')"),
@@ -623,7 +631,14 @@ mod tests {
             Err("Error: Command x expects no arguments".into())
         );
         assert_eq!(
-            check_arity("x", Arity { min: 1, max: Some(2) }, 3),
+            check_arity(
+                "x",
+                Arity {
+                    min: 1,
+                    max: Some(2)
+                },
+                3
+            ),
             Err("Error: Command x expects only 2 argument(s)".into())
         );
         assert_eq!(
@@ -639,7 +654,10 @@ mod tests {
             panic!("expected the command list");
         };
         assert!(text.starts_with("Usage: gnt-test {command} [options...] [argument...]\n"));
-        assert!(text.contains("\n delay - Executes a TestDelay OpCode\n"), "{text}");
+        assert!(
+            text.contains("\n delay - Executes a TestDelay OpCode\n"),
+            "{text}"
+        );
         assert!(text.contains("\n list  - List the jobs"), "{text}");
     }
 
@@ -648,7 +666,12 @@ mod tests {
         let Parsed::Done(text, 0) = parse(&TOOL, &argv(&["list", "--help"])) else {
             panic!("expected help");
         };
-        for o in ["--no-headers", "--separator=SEPARATOR", "--output=FIELDS", "--debug"] {
+        for o in [
+            "--no-headers",
+            "--separator=SEPARATOR",
+            "--output=FIELDS",
+            "--debug",
+        ] {
             assert!(text.contains(o), "{o} missing: {text}");
         }
     }

@@ -9,14 +9,14 @@ use std::io::BufRead;
 use serde_json::{json, Map, Value};
 
 use super::args::{
-    generic_main, Arity, Command, Invocation, Kind, Opt, Tool, DRY_RUN_OPT, NO_ARGS,
-    PRIORITY_OPT, SUBMIT_OPT, YES_DOIT_OPT,
+    generic_main, Arity, Command, Invocation, Kind, Opt, Tool, DRY_RUN_OPT, NO_ARGS, PRIORITY_OPT,
+    SUBMIT_OPT, YES_DOIT_OPT,
 };
 use super::format::{comma_join, ctime, format_time, py_str, to_stderr, to_stdout, try_to_roman};
 use super::jobs::{get_client, opcode, submit_opcode, submit_or_send};
 use super::params::{
-    be_type, force_dict_type, hv_type, ident_key_val, nd_type, nic_type, parse_bool,
-    parse_uid_pool, split_key_val, format_uid_pool,
+    be_type, force_dict_type, format_uid_pool, hv_type, ident_key_val, nd_type, nic_type,
+    parse_bool, parse_uid_pool, split_key_val,
 };
 use super::CliError;
 use crate::bootstrap::{self, InitOptions};
@@ -25,7 +25,12 @@ use crate::constants::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::errors::ECODE_INVAL;
 use crate::objects::fill_dict;
 
-const fn value_opt(short: &'static str, long: &'static str, hint: &'static str, help: &'static str) -> Opt {
+const fn value_opt(
+    short: &'static str,
+    long: &'static str,
+    hint: &'static str,
+    help: &'static str,
+) -> Opt {
     Opt {
         short,
         long,
@@ -74,7 +79,8 @@ const HVLIST_OPT: Opt = Opt {
     short: "H",
     long: "hypervisor-parameters",
     kind: Kind::Multi("HYPERVISOR:PARAMS"),
-    help: "Hypervisor and hypervisor options, in the format hypervisor:option=value,option=value,...",
+    help:
+        "Hypervisor and hypervisor options, in the format hypervisor:option=value,option=value,...",
 };
 const MAC_PREFIX_OPT: Opt = value_opt(
     "m",
@@ -217,8 +223,7 @@ pub fn init_options(inv: &Invocation) -> Result<InitOptions, CliError> {
     }
     let mut beparams = split_key_val("-B", &inv.value(BACKEND_OPT.long).unwrap_or_default())?;
     force_dict_type(&mut beparams, &be_type)?;
-    let mut nicparams =
-        split_key_val("-N", &inv.value(NIC_PARAMS_OPT.long).unwrap_or_default())?;
+    let mut nicparams = split_key_val("-N", &inv.value(NIC_PARAMS_OPT.long).unwrap_or_default())?;
     force_dict_type(&mut nicparams, &nic_type)?;
     let mut ndparams = split_key_val(
         "--node-parameters",
@@ -249,7 +254,9 @@ pub fn init_options(inv: &Invocation) -> Result<InitOptions, CliError> {
     let primary_ip_version = match super::args::parse_int(&version) {
         Some(v @ (4 | 6)) => v as u32,
         Some(v) => {
-            return Err(CliError::prereq1(format!("Invalid primary ip version: {v}.")));
+            return Err(CliError::prereq1(format!(
+                "Invalid primary ip version: {v}."
+            )));
         }
         None => {
             return Err(CliError::Other(format!(
@@ -410,7 +417,10 @@ pub fn info_lines(r: &Map<String, Value>, roman: bool) -> Vec<String> {
     out.push(format!("Tags: {tags}"));
     out.push(format!("Default hypervisor: {}", s("default_hypervisor")));
     let list = |k: &str| comma_join(get(k).as_array().map(Vec::as_slice).unwrap_or_default());
-    out.push(format!("Enabled hypervisors: {}", list("enabled_hypervisors")));
+    out.push(format!(
+        "Enabled hypervisors: {}",
+        list("enabled_hypervisors")
+    ));
     out.push("Hypervisor parameters:".into());
     grouped_params(get("hvparams"), 1, false, &mut out);
     out.push("OS-specific hypervisor parameters:".into());
@@ -429,9 +439,16 @@ pub fn info_lines(r: &Map<String, Value>, roman: bool) -> Vec<String> {
     let reserved = list("reserved_lvs");
     out.push(format!(
         "  - lvm reserved volumes: {}",
-        if reserved.is_empty() { "(none)".into() } else { reserved }
+        if reserved.is_empty() {
+            "(none)".into()
+        } else {
+            reserved
+        }
     ));
-    out.push(format!("  - drbd usermode helper: {}", s("drbd_usermode_helper")));
+    out.push(format!(
+        "  - drbd usermode helper: {}",
+        s("drbd_usermode_helper")
+    ));
     out.push(format!("  - file storage path: {}", s("file_storage_dir")));
     out.push(format!(
         "  - shared file storage path: {}",
@@ -441,17 +458,26 @@ pub fn info_lines(r: &Map<String, Value>, roman: bool) -> Vec<String> {
         "  - maintenance of node health: {}",
         s("maintain_node_health")
     ));
-    out.push(format!("  - uid pool: {}", format_uid_pool(get("uid_pool"), roman)));
+    out.push(format!(
+        "  - uid pool: {}",
+        format_uid_pool(get("uid_pool"), roman)
+    ));
     out.push(format!(
         "  - default instance allocator: {}",
         s("default_iallocator")
     ));
-    out.push(format!("  - primary ip version: {}", s("primary_ip_version")));
+    out.push(format!(
+        "  - primary ip version: {}",
+        s("primary_ip_version")
+    ));
     out.push(format!(
         "  - preallocation wipe disks: {}",
         s("prealloc_wipe_disks")
     ));
-    out.push(format!("  - OS search path: {}", crate::paths::OS_SEARCH_PATH));
+    out.push(format!(
+        "  - OS search path: {}",
+        crate::paths::OS_SEARCH_PATH
+    ));
     out.push("Default node parameters:".into());
     grouped_params(get("ndparams"), 1, roman, &mut out);
     out.push("Default instance parameters:".into());
@@ -593,7 +619,10 @@ fn change_tags(inv: &Invocation, op_id: &str, what: &str) -> Result<i32, CliErro
     if tags.is_empty() {
         return Err(CliError::prereq1(format!("No tags to be {what}")));
     }
-    let op = opcode(op_id, json!({"kind": "cluster", "name": "cluster", "tags": tags}));
+    let op = opcode(
+        op_id,
+        json!({"kind": "cluster", "name": "cluster", "tags": tags}),
+    );
     submit_opcode(inv, None, op)?;
     Ok(EXIT_SUCCESS)
 }

@@ -100,7 +100,13 @@ fn format_ganeti_error(e: &GanetiError) -> (i32, String) {
         }
         "HooksAbort" => {
             let mut out = String::from("Failure: hooks execution failed:\n");
-            for entry in e.args.first().and_then(Value::as_array).into_iter().flatten() {
+            for entry in e
+                .args
+                .first()
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let part = |i: usize| entry.get(i).map(py_str).unwrap_or_default();
                 let (node, script, output) = (part(0), part(1), part(2));
                 if output.is_empty() {
@@ -142,7 +148,9 @@ fn format_ganeti_error(e: &GanetiError) -> (i32, String) {
         "ParameterError" => format!("Failure: unknown/wrong parameter name '{msg}'"),
         "JobLost" => format!("Error checking job status: {msg}"),
         "QueryFilterParseError" => format!("Error while parsing query filter: {}", arg0()),
-        "LuxiError" => format!("Unhandled protocol error while talking to the master daemon:\n{msg}"),
+        "LuxiError" => {
+            format!("Unhandled protocol error while talking to the master daemon:\n{msg}")
+        }
         _ => format!("Unhandled Ganeti error: {msg}"),
     };
     (EXIT_FAILURE, text.trim_end_matches('\n').to_string())
@@ -376,15 +384,19 @@ mod tests {
             )
         );
         assert_eq!(
-            text(GanetiError::msg("JobQueueDrainError", "Job queue is drained, refusing job").into()),
+            text(
+                GanetiError::msg("JobQueueDrainError", "Job queue is drained, refusing job").into()
+            ),
             (
                 1,
-                "Failure: the job queue is marked for drain and doesn't accept new requests"
-                    .into()
+                "Failure: the job queue is marked for drain and doesn't accept new requests".into()
             )
         );
         assert_eq!(
-            text(CliError::prereq("Cluster is already initialised", ECODE_STATE)),
+            text(CliError::prereq(
+                "Cluster is already initialised",
+                ECODE_STATE
+            )),
             (
                 1,
                 "Failure: prerequisites not met for this operation:\n\
@@ -393,7 +405,10 @@ mod tests {
             )
         );
         assert_eq!(
-            text(CliError::prereq1("Cluster not initialized or this machine is not part of a cluster")).1,
+            text(CliError::prereq1(
+                "Cluster not initialized or this machine is not part of a cluster"
+            ))
+            .1,
             "Failure: prerequisites not met for this operation:\n\
              Cluster not initialized or this machine is not part of a cluster"
         );
@@ -500,15 +515,24 @@ mod tests {
             format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
         );
         assert_eq!(format_time(&json!(null)), "N/A");
-        assert_eq!(ctime_of(2026, 11, 27, 21, 18, 18), "Fri Nov 27 21:18:18 2026");
+        assert_eq!(
+            ctime_of(2026, 11, 27, 21, 18, 18),
+            "Fri Nov 27 21:18:18 2026"
+        );
         assert_eq!(ctime_of(1970, 1, 1, 0, 0, 0), "Thu Jan  1 00:00:00 1970");
         assert_eq!(ctime_of(2000, 2, 29, 0, 0, 0), "Tue Feb 29 00:00:00 2000");
-        assert_eq!(ctime_of(2023, 11, 14, 22, 13, 20), "Tue Nov 14 22:13:20 2023");
+        assert_eq!(
+            ctime_of(2023, 11, 14, 22, 13, 20),
+            "Tue Nov 14 22:13:20 2023"
+        );
     }
 
     #[test]
     fn safe_encode_and_log_messages() {
-        assert_eq!(safe_encode("a\tb\nc\rd\u{1}é€😀"), "a\\tb\\nc\\rd\\x01\\xe9\\u20ac\\U0001f600");
+        assert_eq!(
+            safe_encode("a\tb\nc\rd\u{1}é€😀"),
+            "a\\tb\\nc\\rd\\x01\\xe9\\u20ac\\U0001f600"
+        );
         assert_eq!(
             format_log_message("message", &json!(" - INFO: Test delay iteration 0/1")),
             " - INFO: Test delay iteration 0/1"
@@ -526,7 +550,9 @@ mod tests {
         assert!(msg("d").ends_with("Invalid time specification (only suffix passed)"));
         assert!(msg("1x").ends_with("Invalid time specification '1x'"));
         assert!(msg("zd").ends_with("Invalid time specification 'z'"));
-        assert!(msg("99999999999999999w").ends_with("Invalid time specification '99999999999999999'"));
+        assert!(
+            msg("99999999999999999w").ends_with("Invalid time specification '99999999999999999'")
+        );
     }
 
     #[test]

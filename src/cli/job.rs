@@ -3,9 +3,7 @@
 
 use serde_json::Value;
 
-use super::args::{
-    generic_main, Arity, Command, Invocation, Tool, FIELDS_OPT, NOHDR_OPT, SEP_OPT,
-};
+use super::args::{generic_main, Arity, Command, Invocation, Tool, FIELDS_OPT, NOHDR_OPT, SEP_OPT};
 use super::format::{
     format_error, format_log_message, format_timestamp, generate_table, parse_timespec, py_str,
     to_stderr, to_stdout,
@@ -193,9 +191,7 @@ fn cancel(inv: &Invocation) -> Result<i32, CliError> {
 /// Seconds between two `[sec, usec]` stamps.
 fn delta(later: &Value, earlier: &Value) -> Option<f64> {
     let part = |v: &Value, i: usize| v.get(i).and_then(Value::as_f64);
-    Some(
-        part(later, 0)? - part(earlier, 0)? + (part(later, 1)? - part(earlier, 1)?) / 1_000_000.0,
-    )
+    Some(part(later, 0)? - part(earlier, 0)? + (part(later, 1)? - part(earlier, 1)?) / 1_000_000.0)
 }
 
 /// `result_helper` of `ShowJobs`.
@@ -227,7 +223,10 @@ pub fn info_lines(entry: &[Value]) -> Result<Vec<String>, CliError> {
     if recv_ts.is_null() {
         msg(1, "Missing received timestamp (None)".into());
     } else {
-        msg(1, format!("Received:         {}", format_timestamp(recv_ts)));
+        msg(
+            1,
+            format!("Received:         {}", format_timestamp(recv_ts)),
+        );
     }
     if start_ts.is_null() {
         msg(1, "Processing start: unknown (None)".into());
@@ -236,7 +235,10 @@ pub fn info_lines(entry: &[Value]) -> Result<Vec<String>, CliError> {
             Some(d) if !recv_ts.is_null() => format!(" (delta {d:.6}s)"),
             _ => String::new(),
         };
-        msg(1, format!("Processing start: {}{d}", format_timestamp(start_ts)));
+        msg(
+            1,
+            format!("Processing start: {}{d}", format_timestamp(start_ts)),
+        );
     }
     if end_ts.is_null() {
         msg(1, "Processing end:   unknown (None)".into());
@@ -245,7 +247,10 @@ pub fn info_lines(entry: &[Value]) -> Result<Vec<String>, CliError> {
             Some(d) if !start_ts.is_null() => format!(" (delta {d:.6}s)"),
             _ => String::new(),
         };
-        msg(1, format!("Processing end:   {}{d}", format_timestamp(end_ts)));
+        msg(
+            1,
+            format!("Processing end:   {}{d}", format_timestamp(end_ts)),
+        );
     }
     match delta(end_ts, recv_ts) {
         Some(d) if !end_ts.is_null() && !recv_ts.is_null() => {
@@ -280,9 +285,22 @@ pub fn info_lines(entry: &[Value]) -> Result<Vec<String>, CliError> {
                 none.to_string()
             }
         };
-        msg(3, stamp(&opstart[i], "Processing start: ", "No processing start time"));
-        msg(3, stamp(&opexec[i], "Execution start:  ", "No execution start time"));
-        msg(3, stamp(&opend[i], "Processing end:   ", "No processing end time"));
+        msg(
+            3,
+            stamp(
+                &opstart[i],
+                "Processing start: ",
+                "No processing start time",
+            ),
+        );
+        msg(
+            3,
+            stamp(&opexec[i], "Execution start:  ", "No execution start time"),
+        );
+        msg(
+            3,
+            stamp(&opend[i], "Processing end:   ", "No processing end time"),
+        );
         msg(3, "Input fields:".into());
         if let Some(map) = op.as_object() {
             let mut keys: Vec<&String> = map.keys().filter(|k| *k != "OP_ID").collect();
@@ -546,11 +564,20 @@ mod tests {
             [[]], [null], [null], [null], [1, 0], null, null
         ]);
         let text = info_lines(entry.as_array().unwrap()).unwrap().join("\n");
-        assert!(text.contains("  Processing start: unknown (None)\n"), "{text}");
-        assert!(text.contains("  Processing end:   unknown (None)\n"), "{text}");
+        assert!(
+            text.contains("  Processing start: unknown (None)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  Processing end:   unknown (None)\n"),
+            "{text}"
+        );
         assert!(text.contains("  Total processing time: N/A\n"), "{text}");
         assert!(text.contains("      No processing start time\n"), "{text}");
         assert!(text.contains("        list: 1,a\n"), "{text}");
-        assert!(text.contains("      Result:\n        a: [1, 2]\n"), "{text}");
+        assert!(
+            text.contains("      Result:\n        a: [1, 2]\n"),
+            "{text}"
+        );
     }
 }

@@ -147,10 +147,7 @@ pub fn poll_job(
                         reporter.log_message(job_id, e);
                         prev_serial = Some(prev_serial.map_or(e.serial, |p| p.max(e.serial)));
                     }
-                } else if matches!(
-                    s.as_str(),
-                    "success" | "error" | "canceling" | "canceled"
-                ) {
+                } else if matches!(s.as_str(), "success" | "error" | "canceling" | "canceled") {
                     break;
                 }
                 prev_info = Value::Array(job_info);
@@ -263,21 +260,32 @@ mod tests {
             Ok(vec![json!(null)])
         );
         assert_eq!(
-            outcome(json!(["canceled", ["canceled"], ["Job canceled by request"]])),
+            outcome(json!([
+                "canceled",
+                ["canceled"],
+                ["Job canceled by request"]
+            ])),
             Err("Failure: command execution error:\nJob was canceled".into())
         );
         assert_eq!(
             outcome(json!([
                 "error",
                 ["error"],
-                [["OpPrereqError", ["Duration must be positive", "wrong_input"]]]
+                [[
+                    "OpPrereqError",
+                    ["Duration must be positive", "wrong_input"]
+                ]]
             ])),
             Err("Failure: prerequisites not met for this operation:\n\
                  error type: wrong_input, error details:\nDuration must be positive"
                 .into())
         );
         assert_eq!(
-            outcome(json!(["error", ["success", "error"], [null, "Unclean master daemon shutdown"]])),
+            outcome(json!([
+                "error",
+                ["success", "error"],
+                [null, "Unclean master daemon shutdown"]
+            ])),
             Err("Failure: command execution error:\n\
                  partial failure (opcode 1): Unclean master daemon shutdown"
                 .into())

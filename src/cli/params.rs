@@ -342,15 +342,24 @@ mod tests {
         let e = split_key_val("-B", &distinct.join(",")).unwrap_err();
         assert!(msg(e).contains("Too many entries"));
         let fits: Vec<String> = (0..MAX_KEYVAL_ENTRIES).map(|i| format!("k{i}")).collect();
-        assert_eq!(split_key_val("-B", &fits.join(",")).unwrap().len(), MAX_KEYVAL_ENTRIES);
+        assert_eq!(
+            split_key_val("-B", &fits.join(",")).unwrap().len(),
+            MAX_KEYVAL_ENTRIES
+        );
     }
 
     #[test]
     fn ident_key_val_forms() {
         let (id, kv) = ident_key_val("-H", "kvm:acpi=false,kernel_path=").unwrap();
         assert_eq!(id, "kvm");
-        assert_eq!(Value::Object(kv.unwrap()), json!({"acpi": "false", "kernel_path": ""}));
-        assert_eq!(ident_key_val("-H", "fake").unwrap(), ("fake".into(), Some(Map::new())));
+        assert_eq!(
+            Value::Object(kv.unwrap()),
+            json!({"acpi": "false", "kernel_path": ""})
+        );
+        assert_eq!(
+            ident_key_val("-H", "fake").unwrap(),
+            ("fake".into(), Some(Map::new()))
+        );
         assert_eq!(ident_key_val("-H", "no_kvm").unwrap(), ("kvm".into(), None));
         assert!(ident_key_val("-H", "no_kvm:acpi=1").is_err());
     }
@@ -419,7 +428,10 @@ mod tests {
         assert!(msg(parse_uid_pool("1-2-3").unwrap_err())
             .ends_with("Only one hyphen allowed: ['1', '2', '3']"));
         assert!(msg(parse_uid_pool("a-5").unwrap_err()).contains("lower boundary"));
-        assert_eq!(format_uid_pool(&json!([[1000, 2000], [3000, 3000]]), false), "1000-2000, 3000");
+        assert_eq!(
+            format_uid_pool(&json!([[1000, 2000], [3000, 3000]]), false),
+            "1000-2000, 3000"
+        );
         assert_eq!(format_uid_pool(&json!([]), false), "");
     }
 }

@@ -46,7 +46,9 @@ impl TestCluster {
         std::fs::create_dir_all(root.path("etc/default")).unwrap();
         std::fs::write(
             root.path("etc/hosts"),
-            format!("127.0.0.1 localhost\n{node_ip} {NODE} node1\n{cluster_ip} {CLUSTER} cluster\n"),
+            format!(
+                "127.0.0.1 localhost\n{node_ip} {NODE} node1\n{cluster_ip} {CLUSTER} cluster\n"
+            ),
         )
         .unwrap();
         std::fs::write(
