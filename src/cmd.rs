@@ -1,16 +1,14 @@
 //! Running an external command as 2.5.2's `utils.RunCmd` does: no shell,
 //! cwd `/`, stdin `/dev/null`, `LC_ALL=C`, stdout and stderr captured apart.
-//! Unlike 2.5.2 every run has a timeout, after which the command is killed.
+//! Unlike 2.5.2 every run has a timeout, after which the command's process
+//! group gets SIGTERM, then SIGKILL (see [`crate::proc`], which runs it).
 
 #![forbid(unsafe_code)]
 
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::io;
+use std::time::Duration;
 
-use crate::sys;
+use crate::{proc, sys};
 
 /// Most output kept from each of stdout and stderr.
 pub const MAX_OUTPUT: u64 = 64 * 1024;
@@ -21,7 +19,8 @@ pub struct CmdResult {
     pub stdout: String,
     pub stderr: String,
     /// `None` when the command succeeded; else 2.5.2's `fail_reason`
-    /// ("exited with exit code N", "terminated by signal N"), or our timeout.
+    /// ("exited with exit code N", "terminated by signal N", and after a
+    /// timeout "terminated after timeout of S seconds").
     pub fail_reason: Option<String>,
 }
 
@@ -43,120 +42,27 @@ pub fn run(argv: &[&str], timeout: Duration) -> io::Result<CmdResult> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut child = sys::command(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let result = wait(&mut child, timeout);
-    if result.is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    result
-}
-
-/// Drains both pipes while waiting (a full pipe would block the command),
-/// and kills the command at the deadline.
-fn wait(child: &mut Child, timeout: Duration) -> io::Result<CmdResult> {
-    let mut out = Capture::new(child.stdout.take())?;
-    let mut err = Capture::new(child.stderr.take())?;
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    let (status, timed_out) = loop {
-        let progressed = out.drain() | err.drain();
-        if let Some(status) = child.try_wait()? {
-            break (status, false);
-        }
-        if Instant::now() >= deadline {
-            child.kill()?;
-            break (child.wait()?, true);
-        }
-        if progressed {
-            pause = Duration::from_millis(1);
-        } else {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+    let mut cmd = sys::command(program);
+    cmd.args(args).env("LC_ALL", "C").current_dir("/");
+    let cap = usize::try_from(MAX_OUTPUT).unwrap_or(usize::MAX);
+    let output = proc::Output::Capture {
+        stdout: cap,
+        stderr: cap,
     };
-    // What is left after the exit (grandchildren may keep a pipe open:
-    // take only what is there now).
-    out.drain();
-    err.drain();
-    let fail_reason = if timed_out {
-        Some(format!(
-            "killed after the timeout of {}s",
-            timeout.as_secs()
-        ))
-    } else if let Some(sig) = status.signal() {
-        Some(format!("terminated by signal {sig}"))
-    } else {
-        match status.code() {
-            Some(0) => None,
-            Some(code) => Some(format!("exited with exit code {code}")),
-            None => Some("terminated for an unknown reason".into()),
-        }
-    };
+    let run = proc::run(cmd, output, timeout).map_err(|e| match e {
+        proc::Error::Start(e) | proc::Error::Wait(e) => e,
+    })?;
     Ok(CmdResult {
-        stdout: out.text(),
-        stderr: err.text(),
-        fail_reason,
+        stdout: String::from_utf8_lossy(&run.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&run.stderr).into_owned(),
+        fail_reason: run.fail_reason,
     })
-}
-
-/// One non-blocking output pipe and what was read from it (the first
-/// [`MAX_OUTPUT`] bytes; the rest is read and dropped).
-struct Capture<R> {
-    pipe: Option<R>,
-    data: Vec<u8>,
-}
-
-impl<R: Read + AsRawFd> Capture<R> {
-    fn new(pipe: Option<R>) -> io::Result<Self> {
-        if let Some(p) = &pipe {
-            sys::set_nonblocking(p)?;
-        }
-        Ok(Capture {
-            pipe,
-            data: Vec::new(),
-        })
-    }
-
-    /// Reads what is available; true when something was read.
-    fn drain(&mut self) -> bool {
-        let Some(pipe) = self.pipe.as_mut() else {
-            return false;
-        };
-        let mut buf = [0u8; 4096];
-        let mut progressed = false;
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) => {
-                    self.pipe = None;
-                    return progressed;
-                }
-                Ok(n) => {
-                    progressed = true;
-                    let room = (MAX_OUTPUT as usize).saturating_sub(self.data.len());
-                    self.data.extend_from_slice(&buf[..n.min(room)]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return progressed,
-            }
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.data).into_owned()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     const SECS5: Duration = Duration::from_secs(5);
 
@@ -178,12 +84,36 @@ mod tests {
         let start = Instant::now();
         let r = run(&["sleep", "10"], Duration::from_millis(200)).unwrap();
         assert!(start.elapsed() < SECS5);
-        assert!(r
-            .fail_reason
-            .unwrap()
-            .starts_with("killed after the timeout"));
+        assert_eq!(
+            r.fail_reason.as_deref(),
+            Some("terminated by signal 15, terminated after timeout of 0.20 seconds")
+        );
         let e = run(&["/nonexistent/ganeti-rs-cmd"], SECS5).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_timeout_stops_the_children_too() {
+        let file = std::env::temp_dir().join(format!("ganeti-cmd-child-{}", sys::getpid()));
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", file.display());
+        let r = run(&["sh", "-c", &script], Duration::from_millis(300)).unwrap();
+        assert!(r.fail_reason.is_some());
+        let pid: i32 = std::fs::read_to_string(&file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let gone = (0..250).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        });
+        let _ = sys::kill(pid, libc::SIGKILL);
+        assert!(gone, "the command's child survived its timeout");
     }
 
     #[test]

@@ -207,6 +207,27 @@ impl FileLock {
     }
 }
 
+/// An OS error as Python 2 prints an `EnvironmentError`: `[Errno 2] No
+/// such file or directory: '/path'` (give the wire path). Errors without
+/// an errno are shown as Rust prints them. (Used by `noded` and
+/// `storage`.)
+pub fn os_error_text(e: &std::io::Error, path: Option<&std::path::Path>) -> String {
+    let Some(code) = e.raw_os_error() else {
+        return match path {
+            Some(p) => format!("{e}: '{}'", p.display()),
+            None => e.to_string(),
+        };
+    };
+    let text = e.to_string();
+    let strerror = text
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(&text);
+    match path {
+        Some(p) => format!("[Errno {code}] {strerror}: '{}'", p.display()),
+        None => format!("[Errno {code}] {strerror}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +345,23 @@ mod tests {
         drop(held);
         assert!(FileLock::exclusive(&p, Duration::ZERO).unwrap().is_some());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn os_errors_read_as_python_printed_them() {
+        let e = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(
+            os_error_text(&e, Some(std::path::Path::new("/srv/x"))),
+            "[Errno 2] No such file or directory: '/srv/x'"
+        );
+        assert_eq!(
+            os_error_text(&e, None),
+            "[Errno 2] No such file or directory"
+        );
+        let other = io::Error::new(io::ErrorKind::InvalidInput, "bad length");
+        assert_eq!(
+            os_error_text(&other, Some(std::path::Path::new("/a"))),
+            "bad length: '/a'"
+        );
     }
 }

@@ -15,8 +15,9 @@
 //!   `HooksFailure("Invalid hooks result from node <n>: <why>")` and is a
 //!   warning in the post phase.
 //! * Python `str()` of lists and dictionaries (rare in hook environments)
-//!   follows Python's layout but without the `u` prefix of unicode strings
-//!   and with the keys of a dictionary in sorted order.
+//!   follows Python's layout for values as 2.5.2 decoded them from JSON
+//!   (strings with a `u` prefix only when not ASCII), with the keys of a
+//!   dictionary in sorted order.
 //! * 2.5.2's `assert`s on the environment (a variable of the LU that already
 //!   carries the prefix, a clash with a base variable) become
 //!   `ProgrammerError`s.
@@ -141,28 +142,27 @@ pub fn py_strip(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-/// Python 2's `str()` of a JSON value: strings as they are, `True`,
-/// `False`, `None`, integers in decimal, floats as Python 2 prints them
-/// (12 significant digits).
+/// Python 2's `str()` of a JSON value as 2.5.2 decoded it: strings as they
+/// are, `True`, `False`, `None`, integers in decimal, floats with 12
+/// significant digits; lists and dictionaries as Python prints them (the
+/// `repr()` of each item, dictionary keys sorted).
 pub fn py_str(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Number(n) => py_number(n, false),
         other => py_repr(other),
     }
 }
 
-/// Python's `repr()`, which `str()` of a container applies to its items.
-fn py_repr(v: &Value) -> String {
+/// Python 2's `repr()` of a JSON value as 2.5.2 decoded it (simplejson:
+/// `str` for ASCII text, `unicode` otherwise; an `L` after integers
+/// beyond 63 bits; floats with the shortest digits that read back).
+pub fn py_repr(v: &Value) -> String {
     match v {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => py_float(f),
-            _ => n.to_string(),
-        },
+        Value::Number(n) => py_number(n, true),
         Value::String(s) => py_repr_str(s),
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().map(py_repr).collect();
@@ -180,15 +180,30 @@ fn py_repr(v: &Value) -> String {
     }
 }
 
-/// Python's `repr()` of a string: single quotes unless the text has a
-/// single quote and no double quote.
-fn py_repr_str(s: &str) -> String {
+fn py_number(n: &serde_json::Number, repr: bool) -> String {
+    match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => i.to_string(),
+        (_, Some(u), _) if repr => format!("{u}L"),
+        (_, Some(u), _) => u.to_string(),
+        (_, _, Some(f)) if repr => py_float_repr(f),
+        (_, _, Some(f)) => py_float(f),
+        _ => n.to_string(),
+    }
+}
+
+/// Python 2's `repr()` of a string as simplejson decoded it: plain for
+/// ASCII text, with a `u` prefix otherwise; single quotes unless the text
+/// has a single quote and no double quote.
+pub fn py_repr_str(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
         '\''
     };
-    let mut out = String::with_capacity(s.len() + 2);
+    let mut out = String::with_capacity(s.len() + 3);
+    if !s.is_ascii() {
+        out.push('u');
+    }
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -210,44 +225,62 @@ fn py_repr_str(s: &str) -> String {
     out
 }
 
-/// Python 2's `str(float)`: `%.12g`, plus `.0` when that looks like an
-/// integer.
+/// Python 2's `str(float)`: 12 significant digits (`%.12g`), `.0` added
+/// to what looks like an integer; as Python adds that `.0`, it switches to
+/// the exponent form one digit earlier than C (from 1e11 on, not 1e12).
 pub fn py_float(f: f64) -> String {
+    py_float_style(f, Some(12))
+}
+
+/// Python 2.7's `repr(float)`: the shortest digits that read back, the
+/// exponent form from 1e16 on and below 1e-4.
+pub fn py_float_repr(f: f64) -> String {
+    py_float_style(f, None)
+}
+
+/// `PyOS_double_to_string` with `Py_DTSF_ADD_DOT_0`: `precision`
+/// significant digits (`None`: the shortest that read back, Python's
+/// 'r' mode, which switches to the exponent form after 16 digits).
+fn py_float_style(f: f64, precision: Option<usize>) -> String {
     if f.is_nan() {
         return "nan".into();
     }
     if f.is_infinite() {
         return if f > 0.0 { "inf" } else { "-inf" }.into();
     }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.into();
-    }
-    const PRECISION: i32 = 12;
-    // Rounded to 12 significant digits: "d.ddddddddddde<exp>".
-    let sci = format!("{:.*e}", (PRECISION - 1) as usize, f);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let text = if (-4..PRECISION).contains(&exp) {
-        let decimals = (PRECISION - 1 - exp).max(0) as usize;
-        trim_fraction(&format!("{f:.decimals$}"))
-    } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim_fraction(mantissa), exp.abs())
+    // Rust rounds correctly, as Python's dtoa does: "d.ddde<exp>".
+    let (sci, exp_from) = match precision {
+        Some(p) => (
+            format!("{:.*e}", p.saturating_sub(1), f.abs()),
+            p.saturating_sub(1),
+        ),
+        None => (format!("{:e}", f.abs()), 16),
     };
-    if text.contains(['.', 'e']) {
-        text
-    } else {
-        format!("{text}.0")
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
     }
-}
-
-/// Drops the trailing zeros of a fraction, and a dot left alone.
-fn trim_fraction(s: &str) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    let exp_from = i64::try_from(exp_from).unwrap_or(i64::MAX);
+    let body = if exp < -4 || exp >= exp_from {
+        let (first, rest) = digits.split_at(1);
+        let esign = if exp < 0 { '-' } else { '+' };
+        let dot = if rest.is_empty() { "" } else { "." };
+        format!("{first}{dot}{rest}e{esign}{:02}", exp.unsigned_abs())
+    } else if exp < 0 {
+        let zeros = "0".repeat(usize::try_from(-exp - 1).unwrap_or(0));
+        format!("0.{zeros}{digits}")
     } else {
-        s.to_string()
-    }
+        let point = usize::try_from(exp + 1).unwrap_or(0);
+        if point >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point - digits.len()))
+        } else {
+            format!("{}.{}", &digits[..point], &digits[point..])
+        }
+    };
+    format!("{sign}{body}")
 }
 
 /// What the master knows about the opcode whose hooks run.
@@ -562,11 +595,16 @@ mod tests {
             (json!(2.5), "2.5"),
             (json!(-0.5), "-0.5"),
             (json!(1e20), "1e+20"),
-            (json!(123456789012.25), "123456789012.0"),
+            (json!(123456789012.25), "1.23456789012e+11"),
             (json!(999999999999.9), "1e+12"),
+            (json!(99999999999.5), "99999999999.5"),
+            (json!(99999999999.0), "99999999999.0"),
+            (json!(1e10), "10000000000.0"),
+            (json!(1326196800.123456), "1326196800.12"),
+            (json!(9.99999999999995), "10.0"),
             (json!(1.5e300), "1.5e+300"),
             (json!(5e-324), "4.94065645841e-324"),
-            (json!(100000000000.0), "100000000000.0"),
+            (json!(100000000000.0), "1e+11"),
             (json!(0.0001), "0.0001"),
             (json!(0.00001), "1e-05"),
             (json!(1.0 / 3.0), "0.333333333333"),
@@ -581,6 +619,40 @@ mod tests {
         }
         assert_eq!(py_float(0.0), "0.0");
         assert_eq!(py_float(f64::INFINITY), "inf");
+        // repr() of items in containers, checked against python2.7.
+        for (f, want) in [
+            (0.1, "0.1"),
+            (1326196800.123456, "1326196800.123456"),
+            (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (2.5e-5, "2.5e-05"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (-0.0, "-0.0"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (100.0, "100.0"),
+        ] {
+            assert_eq!(py_float_repr(f), want, "{f}");
+        }
+        assert_eq!(py_float(1e15), "1e+15");
+        assert_eq!(py_float(1.7976931348623157e308), "1.79769313486e+308");
+        assert_eq!(
+            py_str(&json!([
+                1326196800.123456,
+                u64::MAX,
+                -1,
+                "\u{e9}",
+                "it's \u{e9}"
+            ])),
+            "[1326196800.123456, 18446744073709551615L, -1, u'\\xe9', u\"it's \\xe9\"]"
+        );
+        assert_eq!(
+            py_repr_str("\u{7f}\u{101}\u{1f600}"),
+            "u'\\x7f\\u0101\\U0001f600'"
+        );
     }
 
     #[test]

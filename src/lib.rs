@@ -25,6 +25,7 @@ pub mod objects;
 pub mod opcodes;
 pub mod osdef;
 pub mod paths;
+pub mod proc;
 pub mod rpc;
 pub mod ssconf;
 pub mod storage;

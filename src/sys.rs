@@ -602,7 +602,7 @@ pub fn child_exited(pid: i32) -> io::Result<bool> {
 
 // ---- end of helper "hooks" ----
 
-// ---- helper "bdev": file system statistics for storage_list (file) ----
+// ---- helper "bdev": file system statistics for storage_list (file), OS error texts ----
 
 /// Sizes of the file system holding `path`, in bytes: (total, available to
 /// unprivileged users), as 2.5.2's `GetFilesystemStats` computes them
@@ -750,7 +750,138 @@ pub fn keep_fd_on_exec(cmd: &mut Command, fd: RawFd) {
         });
     }
 }
+
+/// Connects a unix stream socket to `path`, waiting at most `timeout` (at
+/// least 1 ms) for a place in the listener's queue. A plain connect waits
+/// for ever while the queue is full, as it is when the listener (a hung
+/// kvm's monitor) stopped accepting.
+pub fn unix_connect_timeout(
+    path: &std::path::Path,
+    timeout: Duration,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: `sockaddr_un` is plain old data, for which all zeroes is a
+    // valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the socket path is too long or contains a NUL byte",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1;
+    // SAFETY: plain socket(2); the descriptor is checked and owned below.
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just created and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // A zero SO_SNDTIMEO would mean no limit.
+    let timeout = timeout.max(Duration::from_millis(1));
+    let tv = libc::timeval {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: SO_SNDTIMEO reads one `timeval` from the pointer, which
+    // points to a live local of that type whose size is passed along. It
+    // also bounds connect(2) on a unix socket whose peer's queue is full.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    // SAFETY: `addr` is a live, initialised `sockaddr_un` and `len` (the
+    // path, its NUL and the family) is within its size.
+    let ret = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    match cvt(ret) {
+        Ok(_) => Ok(std::os::unix::net::UnixStream::from(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the listener's queue stayed full",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a pidfd (close-on-exec) for process `pid` (`pidfd_open(2)`, Linux
+/// 5.3): unlike the pid, it names that one process for as long as it is
+/// held, even once the process has exited and its pid was given to another.
+/// It polls readable once the process has exited (a zombie included).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags (none) and returns a new
+    // descriptor or -1; the arguments are passed as the longs the syscall
+    // interface reads.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(ret).map_err(io::Error::other)?;
+    // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `sig` to the process of a pidfd (`pidfd_send_signal(2)`). Once
+/// that process has exited this fails with `ESRCH` and signals nobody,
+/// whoever has its pid by then.
+pub fn pidfd_send_signal(pidfd: &impl AsRawFd, sig: i32) -> io::Result<()> {
+    // SAFETY: the descriptor is borrowed for the call; a NULL info pointer
+    // makes the kernel fill in the signal information as kill(2) does;
+    // the flags are 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd() as libc::c_long,
+            sig as libc::c_long,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_long,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 // ---- end of helper "hv" ---------------------------------------------------------
+
+// ---- jqueue (helper "jqueue"): job worker thread names ----
+
+/// Most bytes of a thread name the kernel keeps (16 with the NUL).
+const THREAD_NAME_MAX: usize = 15;
+
+/// Renames the calling thread as `ps -L`/`top -H` show it (`prctl
+/// PR_SET_NAME`), cut to the kernel's 15 bytes on a character boundary.
+/// Best effort: a name with a NUL byte or a failing call changes nothing.
+pub fn set_thread_name(name: &str) {
+    let mut end = name.len().min(THREAD_NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let Ok(c) = CString::new(&name[..end]) else {
+        return;
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
+    // from the pointer; `c` is such a string and outlives the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+// ---- end jqueue ----
 
 #[cfg(test)]
 mod tests {

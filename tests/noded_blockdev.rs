@@ -543,12 +543,14 @@ fn hostile_disks_are_refused_and_change_nothing() {
     assert!(n
         .fail("storage_list", &json!(["lvm-vg", [], "-a", ["name"]]))
         .starts_with("Invalid LVM name"));
-    assert!(n
-        .fail(
-            "storage_modify",
-            &json!(["lvm-pv", [], "--all", {"allocatable": true}])
-        )
-        .starts_with("Invalid storage unit name"));
+    for pv in ["--all", "@ganeti"] {
+        assert!(n
+            .fail(
+                "storage_modify",
+                &json!(["lvm-pv", [], pv, {"allocatable": false}])
+            )
+            .starts_with("Invalid storage unit name"));
+    }
     assert!(n
         .fail(
             "storage_execute",
@@ -591,6 +593,46 @@ fn hostile_disks_are_refused_and_change_nothing() {
         Vec::<String>::new(),
         "a refused call ran an LVM tool"
     );
+
+    // The master writes the ssconf values: storage directories that are,
+    // contain or lie below system directories are not used.
+    for (k, v) in [
+        ("file_storage_dir", "/"),
+        ("shared_file_storage_dir", "/etc"),
+    ] {
+        std::fs::write(
+            n.local(&format!("/var/lib/ganeti/ssconf_{k}")),
+            format!("{v}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(n.local("/etc")).unwrap();
+    std::fs::write(n.local("/etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    let before = n.snapshot();
+    let cannot = "cannot be used: it is, contains or lies below the system directory";
+    let precious = file_disk("/outside/precious", 1);
+    let passwd = file_disk("/etc/passwd", 1);
+    for (procedure, body) in [
+        ("blockdev_remove", json!([precious])),
+        ("blockdev_remove", json!([passwd])),
+        ("blockdev_wipe", json!([precious, 0, 1])),
+        ("blockdev_grow", json!([passwd, 1, false])),
+        (
+            "blockdev_create",
+            json!([file_disk("/etc/new", 1), 1, INST, true, ""]),
+        ),
+        ("file_storage_dir_create", json!(["/etc/newdir"])),
+        ("file_storage_dir_remove", json!(["/outside"])),
+        ("file_storage_dir_rename", json!(["/outside", "/outside2"])),
+        (
+            "storage_list",
+            json!(["file", [["/", "/etc"]], null, ["used"]]),
+        ),
+    ] {
+        let msg = n.fail(procedure, &body);
+        assert!(msg.contains(cannot), "{procedure} {body}: {msg}");
+    }
+    assert_eq!(n.snapshot(), before, "a refused call changed the disk");
 }
 
 #[test]
@@ -625,6 +667,19 @@ fn lvm_listings_from_recordings() {
     assert_eq!(
         msg,
         format!("Failed to list logical volumes, lvs output: fake lvs: no answer for: {lvs_list} nosuchvg\n")
+    );
+    n.commands();
+    // A listing longer than the daemon keeps of a command's output fails
+    // rather than being answered as if complete.
+    let long: String = (0..2000)
+        .map(|i| format!("  bigvg|lv{i:04}.disk0|128.00|-wi-a-----\n"))
+        .collect();
+    assert!(long.len() > 64 * 1024);
+    n.written_answer(&format!("{lvs_list} bigvg"), "long", &long, 0);
+    assert_eq!(
+        n.fail("lv_list", &json!([["bigvg"]])),
+        "Failed to list logical volumes, lvs output: \
+         lvs: output of 65536 bytes or more, cut and not used\n"
     );
     n.commands();
 

@@ -242,8 +242,13 @@ fn hostile_names_change_nothing() {
     let node = Node::start("fake-hostile");
     node.create_disk();
     let run = node.root.path("var/run/ganeti");
+    // Four levels up from the state and link directories is the node's
+    // root, many more is the machine's; an escape would land in either.
+    std::fs::create_dir_all(node.root.path("tmp")).unwrap();
+    let deep = format!("{}tmp/evil", "../".repeat(40));
     for bad in [
         "../../../../tmp/evil",
+        deep.as_str(),
         "..",
         "a/b",
         "a\u{0}b",
@@ -275,7 +280,11 @@ fn hostile_names_change_nothing() {
         "{listing:?}"
     );
     assert_eq!(node.ok("instance_list", r#"[["fake"]]"#), json!([]));
-    assert!(!std::path::Path::new("/tmp/evil").exists());
+    for escaped in [node.root.path("tmp"), PathBuf::from("/tmp")] {
+        for name in ["evil", "evil:0"] {
+            assert!(!escaped.join(name).exists(), "{}", escaped.display());
+        }
+    }
 }
 
 #[test]

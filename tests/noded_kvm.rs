@@ -333,6 +333,47 @@ fn kvm_instance_lifecycle() {
     drop(root);
 }
 
+/// A hung kvm (stopped with SIGSTOP: neither its monitor nor its signal
+/// handlers run) is still shut down: the unanswered soft stop is no error,
+/// and the forced one at the timeout ends it.
+#[test]
+fn kvm_hung_instance_is_forced_down() {
+    kvm_path();
+    let root = Root::new("kvm-hung");
+    std::fs::create_dir_all(root.path("var/run/ganeti")).unwrap();
+    root.set_file_storage();
+    let disk = root.path(DISK);
+    std::fs::create_dir_all(disk.parent().unwrap()).unwrap();
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let guard = QemuGuard::new(&root);
+    let node = TlsNode::start(root, &[]);
+    let inst = instance(vnc_port(), None);
+    assert_eq!(
+        ok(&node, "instance_start", &json!([inst, false])),
+        Value::Null
+    );
+    let pid = guard.pid(NAME).expect("pid file");
+    signal(pid, libc::SIGSTOP);
+    let t = Instant::now();
+    assert_eq!(
+        ok(&node, "instance_shutdown", &json!([inst, 2])),
+        Value::Null
+    );
+    // 2 s of soft stops, each waiting at most 2 s for the monitor, then
+    // SIGTERM (and SIGCONT, or it would wait 30 s more): about 4 s.
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(!is_qemu_of(pid, NAME));
+    assert_eq!(ok(&node, "instance_list", &json!([["kvm"]])), json!([]));
+    let root = stop_noded(node);
+    drop(guard);
+    drop(root);
+}
+
 #[test]
 fn kvm_refusals_start_nothing() {
     kvm_path();
@@ -378,6 +419,24 @@ fn kvm_refusals_start_nothing() {
         }),
     );
     assert!(e.starts_with("Hypervisor error: Invalid NIC 0:"), "{e}");
+    // More NICs than kvm takes: refused before any tap is opened (the
+    // bridge does not exist, so configuring one would fail differently).
+    for (count, refused) in [(32, false), (33, true)] {
+        let e = fail(
+            &node,
+            "instance_start",
+            &with(&|i| {
+                let nic = json!({"mac": "aa:00:00:35:d4:01",
+                                 "nicparams": {"mode": "bridged", "link": "gntnobr0"}});
+                i["nics"] = Value::Array(vec![nic; count]);
+            }),
+        );
+        assert_eq!(
+            e == "Hypervisor error: Failed to start instance kvm1: it has 33 NICs, kvm takes at most 32",
+            refused,
+            "{count}: {e}"
+        );
+    }
     // Read-only disks, as 2.5.2.
     let e = fail(
         &node,

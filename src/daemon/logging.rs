@@ -187,12 +187,33 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+thread_local! {
+    static TASK_NAME: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Names what this thread is doing for log lines, as 2.5.2 renames its
+/// job workers (`Jq3/Job42/TEST_DELAY`); `None` goes back to the thread's
+/// own name.
+pub fn set_task_name(name: Option<String>) {
+    TASK_NAME.with(|n| *n.borrow_mut() = name);
+}
+
+/// The task name set on this thread, if any.
+pub fn current_task_name() -> Option<String> {
+    TASK_NAME.with(|n| n.borrow().clone())
+}
+
+/// The name shown for this thread in log lines.
+fn thread_label() -> String {
+    current_task_name()
+        .unwrap_or_else(|| std::thread::current().name().unwrap_or("main").to_string())
+}
+
 impl DaemonLogger {
     fn who(&self) -> String {
         let pid = sys::getpid();
         if self.cfg.thread_names {
-            let t = std::thread::current();
-            format!("pid={pid}/{}", t.name().unwrap_or("main"))
+            format!("pid={pid}/{}", thread_label())
         } else {
             format!("pid={pid}")
         }
@@ -223,7 +244,7 @@ impl DaemonLogger {
             .unwrap_or_default();
         let (_, mo, d, h, mi, s) = sys::localtime(now.as_secs() as i64);
         let thread = if self.cfg.thread_names {
-            format!("({}) ", std::thread::current().name().unwrap_or("main"))
+            format!("({}) ", thread_label())
         } else {
             String::new()
         };

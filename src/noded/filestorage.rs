@@ -3,32 +3,25 @@
 //!
 //! Supported: 2.5.2's argument shapes, results and messages. A directory
 //! must lie strictly below the file storage directory or the shared file
-//! storage directory named in ssconf (`file_storage_dir`,
-//! `shared_file_storage_dir`; both files must exist, as in 2.5.2).
+//! storage directory named in ssconf; the check and its differences from
+//! 2.5.2 are those of `crate::storage::dirs`.
 //!
-//! Differences from 2.5.2, all on the safe side:
-//! * The containment test is component-wise after lexical normalisation
-//!   (2.5.2 compared strings, so `/srv/ganeti/file-storageX` passed, and an
-//!   empty ssconf value allowed everything; here it allows nothing), and the
-//!   base directory itself is refused.
-//! * The real location of the directory's parent must stay inside the real
-//!   base directory: a symlinked directory below the base cannot lead out.
-//! * A symlink at the last component is never followed: it counts as "not a
-//!   directory" (2.5.2 followed it).
+//! Difference from 2.5.2, on the safe side: a symlink at the last component
+//! is never followed: it counts as "not a directory" (2.5.2 followed it).
 //!
 //! File storage is always enabled (2.5.2's configure default), so `File
 //! storage disabled at configure time` never happens.
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
 use super::{backend, decode, os_error_text, Context, Procedure, RpcError, SMALL_BODY};
 use crate::fsutil;
 use crate::paths::Paths;
-use crate::ssconf::{self, SsconfError};
+use crate::storage::dirs::{self, DirError, StorageDir};
 
 /// Mode given to `makedirs` (the daemon's umask applies, as in 2.5.2).
 const DIR_MODE: u32 = 0o750;
@@ -51,58 +44,13 @@ pub const PROCEDURES: &[Procedure] = &[
     },
 ];
 
-/// A checked storage directory: the normalised wire path (used in
-/// messages) and the local path.
-pub(crate) struct StorageDir {
-    pub(crate) wire: String,
-    pub(crate) local: PathBuf,
-}
-
-/// One ssconf value; a missing file is 2.5.2's ConfigurationError.
-pub(crate) fn ssconf_value(paths: &Paths, key: &str) -> Result<String, RpcError> {
-    ssconf::read(paths, key).map_err(|e| match e {
-        SsconfError::Io(p, e) => backend(format!(
-            "Can't read from the ssconf file: '{}'",
-            os_error_text(&e, Some(&paths.to_wire(&p)))
-        )),
-        other => backend(other),
+/// 2.5.2's `_TransformFileStorageDir` (see `crate::storage::dirs`): a
+/// missing ssconf file is an unexpected error, as in 2.5.2.
+fn storage_dir(paths: &Paths, dir: &str) -> Result<StorageDir, RpcError> {
+    dirs::storage_dir(paths, dir).map_err(|e| match e {
+        DirError::Ssconf(m) => backend(m),
+        DirError::Refused(m) => RpcError::Failed(m),
     })
-}
-
-/// 2.5.2's `_TransformFileStorageDir`, with the component-wise and symlink
-/// checks. Also used by `crate::storage` for the paths of `file` disks.
-pub(crate) fn storage_dir(paths: &Paths, dir: &str) -> Result<StorageDir, RpcError> {
-    let base = ssconf_value(paths, "file_storage_dir")?;
-    let shared = ssconf_value(paths, "shared_file_storage_dir")?;
-    let shown = fsutil::normalize(dir)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| dir.to_string());
-    let refused = || {
-        RpcError::Failed(format!(
-            "File storage directory '{shown}' is not under base file storage \
-             directory '{base}' or shared storage directory '{shared}'"
-        ))
-    };
-    let (base_wire, wire) = [&base, &shared]
-        .into_iter()
-        .find_map(|b| Some((fsutil::normalize(b)?, fsutil::below_dir(b, dir)?)))
-        .ok_or_else(refused)?;
-    let wire = wire.to_string_lossy().into_owned();
-    let local = paths.to_local(&wire);
-    let base_local = paths.to_local(&base_wire.to_string_lossy());
-    if !stays_inside(&base_local, &local) {
-        return Err(refused());
-    }
-    Ok(StorageDir { wire, local })
-}
-
-/// True when no symlinked directory below `base` leads `path` out of it. A
-/// base that does not exist yet has nothing below it.
-fn stays_inside(base: &Path, path: &Path) -> bool {
-    match base.symlink_metadata() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-        _ => fsutil::parent_stays_inside(base, path),
-    }
 }
 
 /// What is at a path, without following a symlink there.
@@ -213,6 +161,7 @@ fn file_storage_dir_rename(ctx: &Context, body: &[u8]) -> Result<Value, RpcError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn scratch(tag: &str) -> (Context, PathBuf) {
         let root =

@@ -97,24 +97,9 @@ pub fn backend(msg: impl std::fmt::Display) -> RpcError {
     RpcError::Failed(format!("Error while executing backend function: {msg}"))
 }
 
-/// An OS error as Python 2 prints an `EnvironmentError`: `[Errno 2] No
-/// such file or directory: '/path'` (give the wire path).
-pub fn os_error_text(e: &std::io::Error, path: Option<&std::path::Path>) -> String {
-    let Some(code) = e.raw_os_error() else {
-        return match path {
-            Some(p) => format!("{e}: '{}'", p.display()),
-            None => e.to_string(),
-        };
-    };
-    let text = e.to_string();
-    let strerror = text
-        .strip_suffix(&format!(" (os error {code})"))
-        .unwrap_or(&text);
-    match path {
-        Some(p) => format!("[Errno {code}] {strerror}: '{}'", p.display()),
-        None => format!("[Errno {code}] {strerror}"),
-    }
-}
+/// An OS error as Python 2 prints it (it lives in `sys`, below `storage`,
+/// which uses it too).
+pub use crate::fsutil::os_error_text;
 
 /// Removes the visible regular files directly in `dir` (never symlinks,
 /// directories, names starting with `.`, or `keep`), then fsyncs it; a

@@ -106,7 +106,10 @@ fn os_validate(ctx: &Context, body: &[u8]) -> Result<Value, RpcError> {
         .filter(|c| *c != osdef::OS_VALIDATE_PARAMETERS)
         .collect();
     if !unknown.is_empty() {
-        let shown: Vec<String> = unknown.iter().map(|c| osdef::py_repr_str(c)).collect();
+        let shown: Vec<String> = unknown
+            .iter()
+            .map(|c| crate::hooks::py_repr_str(c))
+            .collect();
         return Err(RpcError::Failed(format!(
             "Unknown checks required for OS {name}: set([{}])",
             shown.join(", ")

@@ -5,7 +5,7 @@
 //! did not check it). The path travels as a standard (wire) path and is
 //! mapped under `GANETI_ROOTDIR`. It must be normalised (no `.`, `..`,
 //! `//`, trailing `/`) and lie strictly below one of the two storage
-//! directories named in ssconf, checked by `noded::filestorage` (so no
+//! directories named in ssconf, checked by [`super::dirs`] (so no
 //! symlinked directory below them leads out); the file itself must be a
 //! regular file or missing: a symlink there is refused, never followed.
 #![forbid(unsafe_code)]
@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::dirs::{self, DirError};
 use super::{py_repr, BdevError};
 use crate::fsutil;
-use crate::noded::{filestorage, os_error_text};
+use crate::fsutil::os_error_text;
 use crate::paths::Paths;
 
 /// One MiB, the unit of disk sizes.
@@ -64,8 +65,10 @@ impl FileDev {
                 super::py_str(path)
             )));
         }
-        let dir =
-            filestorage::storage_dir(paths, path).map_err(|e| BdevError::Refused(e.to_string()))?;
+        let dir = dirs::storage_dir(paths, path).map_err(|e| match e {
+            DirError::Ssconf(m) => BdevError::Other(m),
+            DirError::Refused(m) => BdevError::Refused(m),
+        })?;
         let dev = FileDev {
             wire: dir.wire,
             local: dir.local,
@@ -183,12 +186,23 @@ impl FileDev {
     pub fn grow(&self, amount: i64, dryrun: bool) -> Result<(), BdevError> {
         self.assemble()?;
         let current = self.actual_size()?;
+        if amount <= 0 {
+            // 2.5.2's assertion (an unexpected error there).
+            return Err(BdevError::Other(
+                "Cannot Grow with a negative amount".into(),
+            ));
+        }
         let new_size = u64::try_from(amount)
             .ok()
-            .filter(|a| *a > 0)
             .and_then(|a| a.checked_mul(MIB))
             .and_then(|a| a.checked_add(current))
-            .ok_or_else(|| BdevError::Other("Cannot Grow with a negative amount".into()))?;
+            .filter(|s| i64::try_from(*s).is_ok())
+            .ok_or_else(|| {
+                BdevError::Failed(format!(
+                    "Cannot grow {} by {amount} MiB: the new size is too large",
+                    self.wire
+                ))
+            })?;
         if dryrun {
             return Ok(());
         }
@@ -252,9 +266,17 @@ mod tests {
         assert_eq!(d.actual_size().unwrap(), 64 * MIB);
         d.grow(16, false).unwrap();
         assert_eq!(d.actual_size().unwrap(), 80 * MIB);
-        assert!(d.grow(0, false).is_err());
-        assert!(d.grow(-1, false).is_err());
-        assert!(d.grow(i64::MAX, false).is_err());
+        let negative = BdevError::Other("Cannot Grow with a negative amount".into());
+        assert_eq!(d.grow(0, false).unwrap_err(), negative);
+        assert_eq!(d.grow(-1, false).unwrap_err(), negative);
+        let too_large = BdevError::Failed(
+            "Cannot grow /srv/ganeti/file-storage/inst1/disk0 by 9223372036854775807 MiB: \
+             the new size is too large"
+                .into(),
+        );
+        assert_eq!(d.grow(i64::MAX, false).unwrap_err(), too_large);
+        // 2^43 MiB = 2^63 bytes: one byte more than a file can have.
+        assert!(matches!(d.grow(1 << 43, true), Err(BdevError::Failed(_))));
         assert_eq!(d.actual_size().unwrap(), 80 * MIB);
         d.remove().unwrap();
         assert!(!d.local.exists());
@@ -263,6 +285,14 @@ mod tests {
             d.assemble().unwrap_err().to_string(),
             "File device '/srv/ganeti/file-storage/inst1/disk0' does not exist"
         );
+        // Sizes whose bytes overflow, or that no file can have: refused or
+        // failed, and no file is left behind.
+        let huge = dev(&paths, "/srv/ganeti/file-storage/inst1/disk0", u64::MAX).unwrap();
+        assert!(matches!(huge.create(), Err(BdevError::Refused(_))));
+        let big = dev(&paths, "/srv/ganeti/file-storage/inst1/disk0", 1 << 43).unwrap();
+        let e = big.create().unwrap_err().to_string();
+        assert!(e.starts_with("Error in file creation: "), "{e}");
+        assert!(!d.exists());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -11,7 +11,7 @@
 //! shape, LVM names (2.5.2's rules, plus: not empty, not starting with `-`,
 //! at most [`lvm::MAX_LVM_NAME`] characters), and for files the path, which
 //! must be normalised and lie strictly below one of the two storage
-//! directories (the containment check of `noded::filestorage`, so no
+//! directories (the containment check of [`dirs`], so no
 //! symlinked directory leads out) and must not be anything but a regular
 //! file (a symlink is refused, never followed). A refused disk is a
 //! [`BdevError::Refused`]; the procedures check all their disks before they
@@ -28,12 +28,18 @@
 //!   <error>` and `Error in file growth: <error>`.
 //! * Wiping a file disk adds `conv=notrunc` and `oflag=nofollow` to `dd`:
 //!   2.5.2's `dd` cut the file at the end of the wiped chunk.
-//! * Every external command has a timeout.
+//! * Every external command has a timeout, and one whose standard output
+//!   reaches `cmd::MAX_OUTPUT` counts as failed (a cut listing is never
+//!   answered as complete).
+//! * Storage directories that are, contain or lie below system or Ganeti
+//!   directories are not used ([`dirs::FORBIDDEN_DIRS`]); PV names must be
+//!   device paths.
 //! * The device cache (`/var/run/ganeti/bdev-cache`) and the instance disk
 //!   links directory are created when missing (2.5.2 left that to its
 //!   ensure-dirs tool).
 #![forbid(unsafe_code)]
 
+pub mod dirs;
 pub mod file;
 pub mod lvm;
 pub mod units;
@@ -429,17 +435,28 @@ pub fn shell_quote_args(argv: &[&str]) -> String {
 }
 
 /// Runs a command; a command that cannot be started counts as failed
-/// (2.5.2 raised an error there), with the reason in `fail_reason`.
+/// (2.5.2 raised an error there), with the reason in `fail_reason`. So does
+/// a command whose standard output reached [`cmd::MAX_OUTPUT`]: `cmd` keeps
+/// only that much, and a listing cut there (`lvs` on a node with many
+/// volumes) would otherwise be answered as if it were complete. Its output
+/// is then dropped and `stderr` says why.
 pub(crate) fn run(argv: &[&str], timeout: Duration) -> CmdResult {
+    let program = argv.first().copied().unwrap_or("");
     match cmd::run(argv, timeout) {
+        Ok(r) if r.stdout.len() as u64 >= cmd::MAX_OUTPUT => CmdResult {
+            stdout: String::new(),
+            stderr: format!(
+                "{program}: output of {} bytes or more, cut and not used\n{}",
+                cmd::MAX_OUTPUT,
+                r.stderr
+            ),
+            fail_reason: Some(format!("output longer than {} bytes", cmd::MAX_OUTPUT)),
+        },
         Ok(r) => r,
         Err(e) => CmdResult {
             stdout: String::new(),
             stderr: String::new(),
-            fail_reason: Some(format!(
-                "can't execute '{}': {e}",
-                argv.first().copied().unwrap_or("")
-            )),
+            fail_reason: Some(format!("can't execute '{program}': {e}")),
         },
     }
 }
@@ -577,6 +594,34 @@ pub fn remove_disk_links(paths: &Paths, instance: &str, count: usize) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn output_cut_by_cmd_fails_the_command() {
+        let limit = cmd::MAX_OUTPUT;
+        let print = |n: u64| {
+            run(
+                &["sh", "-c", &format!("head -c {n} /dev/zero | tr '\\0' x")],
+                Duration::from_secs(60),
+            )
+        };
+        let under = print(limit - 1);
+        assert!(under.ok(), "{:?}", under.fail_reason);
+        assert_eq!(under.stdout.len() as u64, limit - 1);
+        let over = print(limit + 1);
+        assert_eq!(
+            over.fail_reason,
+            Some(format!("output longer than {limit} bytes"))
+        );
+        assert_eq!(over.stdout, "");
+        assert_eq!(
+            over.stderr,
+            format!("sh: output of {limit} bytes or more, cut and not used\n")
+        );
+        let missing = run(&["/nonexistent/lvs"], Duration::from_secs(60));
+        assert!(missing
+            .fail_reason
+            .is_some_and(|r| r.starts_with("can't execute '/nonexistent/lvs': ")));
+    }
 
     #[test]
     fn python_reprs() {

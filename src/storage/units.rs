@@ -5,20 +5,24 @@
 //! PVs (`pvchange`); `fix-consistency` of VGs (`vgreduce --removemissing`).
 //!
 //! Differences, on the safe side: a `file` unit must be one of the two
-//! storage directories named in ssconf or lie below one of them (2.5.2
-//! listed any directory); a unit name must not look like an option (a VG
-//! name must be a valid LVM name); an operation 2.5.2 did not implement
-//! says which (2.5.2 answered an empty message).
+//! storage directories named in ssconf or lie below one of them
+//! ([`super::dirs`]; 2.5.2 listed any directory); a unit name must not be
+//! something the LVM tools read as an option or a selection: a VG name must
+//! be a valid LVM name, a PV name a device path (`/...`; 2.5.2 passed
+//! `--all` or `@tag` on, and `pvchange --allocatable n @tag` changes every
+//! PV with that tag); an operation 2.5.2 did not implement says which
+//! (2.5.2 answered an empty message).
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::dirs::{self, DirError};
 use super::lvm::{self, LVM_TIMEOUT};
 use super::{py_repr, py_str, run};
 use crate::fsutil;
-use crate::noded::{filestorage, os_error_text};
+use crate::fsutil::os_error_text;
 use crate::paths::Paths;
 
 /// `constants.ST_*`.
@@ -209,9 +213,9 @@ impl Unit {
                     })),
                     (Unit::Pv, "allocatable") => Value::from(col("pv_attr").starts_with('a')),
                     (Unit::Vg, "allocatable") => Value::from(true),
-                    (Unit::Vg, "used") => {
-                        Value::from(parse_size(col("vg_size"))? - parse_size(col("vg_free"))?)
-                    }
+                    (Unit::Vg, "used") => Value::from(
+                        parse_size(col("vg_size"))?.saturating_sub(parse_size(col("vg_free"))?),
+                    ),
                     (Unit::Pv, f) => Value::from(parse_size(col(&format!("pv_{f}")))?),
                     (_, f) => Value::from(parse_size(col(&format!("vg_{f}")))?),
                 };
@@ -222,13 +226,15 @@ impl Unit {
         Ok(rows)
     }
 
-    /// A PV or VG name given by the master.
+    /// A PV or VG name given by the master: a valid LVM name for a VG, a
+    /// device path for a PV.
     fn check_name(&self, name: &str) -> Result<(), UnitError> {
         match self {
             Unit::Vg => lvm::validate_name(name).map_err(|e| UnitError::Refused(e.to_string())),
-            _ if name.is_empty() || name.starts_with('-') || name.contains('\0') => Err(
-                UnitError::Refused(format!("Invalid storage unit name {}", py_str(name))),
-            ),
+            _ if !name.starts_with('/') || name.contains('\0') => Err(UnitError::Refused(format!(
+                "Invalid storage unit name {}",
+                py_str(name)
+            ))),
             _ => Ok(()),
         }
     }
@@ -326,19 +332,24 @@ fn remove_missing(vg: &str) -> Result<(), UnitError> {
 }
 
 /// A `file` unit: one of the two storage directories of ssconf, or below
-/// one of them (the `noded::filestorage` check). Returns the path as given
-/// and the local path.
+/// one of them (the [`dirs`] check). Returns the path as given and the
+/// local path. A missing ssconf file is an unexpected error, as in 2.5.2.
 fn file_unit(paths: &Paths, dir: &str) -> Result<(String, PathBuf), UnitError> {
+    let dir_error = |e: DirError| match e {
+        DirError::Ssconf(m) => UnitError::Failed(m),
+        DirError::Refused(m) => UnitError::Refused(m),
+    };
     let refused = |e: String| UnitError::Refused(e);
     let normal = fsutil::normalize(dir);
     for key in ["file_storage_dir", "shared_file_storage_dir"] {
-        let base = filestorage::ssconf_value(paths, key).map_err(|e| refused(e.to_string()))?;
+        let base = dirs::ssconf_value(paths, key).map_err(dir_error)?;
         if normal.is_some() && fsutil::normalize(&base) == normal {
             let n = normal.unwrap_or_default();
+            dirs::check_base(&n).map_err(dir_error)?;
             return Ok((dir.to_string(), paths.to_local(&n.to_string_lossy())));
         }
     }
-    let checked = filestorage::storage_dir(paths, dir).map_err(|e| refused(e.to_string()))?;
+    let checked = dirs::storage_dir(paths, dir).map_err(dir_error)?;
     // The containment check covers the parents; a symlink at the unit
     // itself could still lead out.
     if checked
@@ -381,9 +392,11 @@ fn list_file(wire: &str, local: &Path, fields: &[String]) -> Result<Vec<Value>, 
         .collect()
 }
 
-/// Bytes to MiB, rounded (2.5.2's `BytesToMebibyte`).
+/// Bytes to MiB, rounded half up (2.5.2's `BytesToMebibyte`), without
+/// overflowing near `u64::MAX` (sparse files can add up to that).
 fn mib(bytes: u64) -> u64 {
-    (bytes + 512 * 1024) / (1024 * 1024)
+    const MIB: u64 = 1024 * 1024;
+    bytes / MIB + u64::from(bytes % MIB >= MIB / 2)
 }
 
 /// 2.5.2's `CalculateDirectorySize` in bytes: the `lstat` sizes of all
@@ -506,10 +519,24 @@ mod tests {
             Unit::Vg.list_lvm(Some("--all"), &fields(&["name"])),
             Err(UnitError::Refused(_))
         ));
-        assert!(matches!(
-            Unit::Pv.list_lvm(Some("-a"), &fields(&["name"])),
-            Err(UnitError::Refused(_))
-        ));
+        for bad in ["-a", "@tag", "", "sda", "/dev/a\0b"] {
+            assert!(
+                matches!(
+                    Unit::Pv.list_lvm(Some(bad), &fields(&["name"])),
+                    Err(UnitError::Refused(_))
+                ),
+                "{bad}"
+            );
+            let mut allocatable = Map::new();
+            allocatable.insert("allocatable".into(), json!(false));
+            assert!(
+                matches!(
+                    Unit::Pv.modify(bad, &allocatable),
+                    Err(UnitError::Refused(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -542,5 +569,13 @@ mod tests {
         assert!(parse_size("x").is_err());
         assert_eq!(mib(512 * 1024), 1);
         assert_eq!(mib(512 * 1024 - 1), 0);
+        assert_eq!(mib(3 * 1024 * 1024 + 512 * 1024), 4);
+        assert_eq!(mib(u64::MAX), u64::MAX / (1024 * 1024) + 1);
+        // Sizes lvm2 would never print must not overflow either.
+        let cols = ["vg_name", "vg_size", "vg_free"];
+        let rows = Unit::Vg
+            .build_rows("  v|1e300|-1e300\n", &cols, &fields(&["used"]))
+            .unwrap();
+        assert_eq!(rows, vec![json!([i64::MAX])]);
     }
 }

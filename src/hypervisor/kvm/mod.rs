@@ -12,7 +12,10 @@
 //! An instance is running when its pid file names a live (not zombie)
 //! process whose command line has `-name <name>` and, stricter than 2.5.2,
 //! `-pidfile` of this node's own pid file (so two node roots on one machine
-//! never mistake each other's instances).
+//! never mistake each other's instances). The process is held, watched and
+//! signalled through a pidfd (Linux >= 5.3), never by its pid: a stale pid
+//! file, or a kvm that exits while being stopped, can never make the node
+//! daemon signal a process that was later given the same pid.
 //!
 //! The command line follows 2.5.2's `_GenerateKVMRuntime`, except where
 //! current qemu (>= 5.0 is required) refuses 2.5.2's options: `-no-acpi`
@@ -26,7 +29,11 @@
 //!
 //! The monitor is spoken to directly over its unix socket (2.5.2 ran
 //! `echo <cmd> | socat ...` through a shell), so socat is not needed and
-//! `verify` does not ask for it. Refused parameters are listed in
+//! `verify` does not ask for it. Every exchange, the connection included,
+//! ends within [`MONITOR_TIMEOUT`]; a soft stop whose `system_powerdown`
+//! gets no answer within [`POWERDOWN_TIMEOUT`] is not an error (socat gave
+//! up waiting after half a second and succeeded), so a shutdown of a hung
+//! kvm goes on to the forced stop. Refused parameters are listed in
 //! [`params`]. Not implemented: migration, VNC passwords and TLS, SPICE,
 //! the uid pool, chroots, keymaps.
 
@@ -38,7 +45,6 @@ pub mod params;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +77,12 @@ pub const KVM_START_TIMEOUT: Duration = Duration::from_secs(60);
 const KILL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a SIGKILLed process may take to go.
 const KILL9_TIMEOUT: Duration = Duration::from_secs(5);
+/// The monitor command of a soft stop.
+const POWERDOWN: &str = "system_powerdown";
+/// How long a soft stop waits for kvm to take and answer its request (the
+/// answer is not needed; 2.5.2's socat waited 0.5 s). Each soft stop of a
+/// shutdown loop overruns the shutdown's timeout by at most this.
+const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one monitor command may take.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most monitor output read for one command.
@@ -79,6 +91,9 @@ pub const MAX_MONITOR_OUTPUT: usize = 64 * 1024;
 pub const MAX_SOCKET_PATH: usize = 107;
 /// Most output kept from kvm or a network script.
 const MAX_OUTPUT: u64 = 64 * 1024;
+/// Most NICs of one instance: each takes a tap descriptor in the node
+/// daemon while kvm starts and a slot on kvm's 32-slot PCI bus.
+pub const MAX_NICS: usize = 32;
 /// `VNC_BASE_PORT`.
 const VNC_BASE_PORT: u32 = 5900;
 /// The disk templates whose disks kvm must not cache (`DTS_EXT_MIRROR`).
@@ -110,12 +125,15 @@ pub fn kvm_binary() -> &'static str {
     }
 }
 
-/// What the command line of a live instance says.
-#[derive(Debug, Clone, PartialEq)]
+/// A live kvm of an instance: its pid, what its command line says, and a
+/// pidfd, through which alone it is signalled and watched (a pid can be
+/// given to another process as soon as kvm exits).
+#[derive(Debug)]
 struct Proc {
     pid: i32,
     memory: u64,
     vcpus: u64,
+    handle: OwnedFd,
 }
 
 /// 2.5.2's kvm runtime: the command line without its network part, the
@@ -149,6 +167,8 @@ impl Runtime {
 pub struct Kvm {
     paths: Paths,
     base: PathBuf,
+    /// [`MONITOR_TIMEOUT`] (shorter in tests).
+    monitor_timeout: Duration,
 }
 
 impl Kvm {
@@ -162,6 +182,7 @@ impl Kvm {
         Ok(Kvm {
             paths: paths.clone(),
             base,
+            monitor_timeout: MONITOR_TIMEOUT,
         })
     }
 
@@ -181,29 +202,51 @@ impl Kvm {
         self.base.join("nic").join(name)
     }
 
-    /// The live kvm of an instance, if any.
-    fn process(&self, name: &str) -> Option<Proc> {
+    /// The live kvm of an instance, if any. The pidfd is taken before the
+    /// command line is read and checked to be still running after: so the
+    /// command line was that process's, not one that took over its pid.
+    /// An error means the process could not be watched (too many open
+    /// files, a kernel before 5.3): never "not running".
+    fn process(&self, name: &str) -> Result<Option<Proc>, HvError> {
         let pid_file = self.pid_file(name);
-        let pid: i32 = read_small(&pid_file).ok()?.trim().parse().ok()?;
-        if pid <= 0 || !process_alive(pid) {
-            return None;
-        }
+        let Some(pid) = read_small(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+            .filter(|&pid| pid > 0)
+        else {
+            return Ok(None);
+        };
+        let handle = match sys::pidfd_open(pid) {
+            Ok(handle) => handle,
+            // Gone, or a thread's id rather than a process's.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::EINVAL)) => {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(HvError::Failed(format!(
+                    "Cannot watch process {pid} of instance {name}: {e}"
+                )))
+            }
+        };
         let mut cmdline = Vec::new();
-        std::fs::File::open(format!("/proc/{pid}/cmdline"))
-            .and_then(|f| f.take(MAX_STATE_BYTES).read_to_end(&mut cmdline))
-            .ok()?;
+        let read = std::fs::File::open(format!("/proc/{pid}/cmdline"))
+            .and_then(|f| f.take(MAX_STATE_BYTES).read_to_end(&mut cmdline));
+        if read.is_err() || wait_exit(&handle, Duration::ZERO)? {
+            return Ok(None);
+        }
         let args = parse_cmdline(&cmdline);
         let ours = args.name.as_deref() == Some(name)
             && args.pidfile.as_deref() == Some(pid_file.to_string_lossy().as_ref());
-        ours.then_some(Proc {
+        Ok(ours.then_some(Proc {
             pid,
             memory: args.memory,
             vcpus: args.vcpus,
-        })
+            handle,
+        }))
     }
 
     fn check_down(&self, name: &str) -> Result<(), HvError> {
-        if self.process(name).is_some() {
+        if self.process(name)?.is_some() {
             return Err(HvError::Failed(format!(
                 "Failed to start instance {name}: already running"
             )));
@@ -407,6 +450,12 @@ impl Kvm {
     fn execute_runtime(&self, inst: &Instance, runtime: &Runtime) -> Result<(), HvError> {
         let name = &inst.name;
         self.check_down(name)?;
+        if runtime.nics.len() > MAX_NICS {
+            return Err(HvError::Failed(format!(
+                "Failed to start instance {name}: it has {} NICs, kvm takes at most {MAX_NICS}",
+                runtime.nics.len()
+            )));
+        }
         // NIC parameters as the instance was started with (2.5.2's up_hvp).
         let mut up = inst.hvparams.clone();
         up.extend(runtime.hvparams.clone());
@@ -455,7 +504,7 @@ impl Kvm {
         for (_, fd) in &taps {
             sys::keep_fd_on_exec(&mut command, fd.as_raw_fd());
         }
-        let outcome = run_bounded(command, KVM_START_TIMEOUT);
+        let outcome = run_bounded(command, KVM_START_TIMEOUT, &self.base);
         let (fail, output) = outcome
             .map_err(|e| HvError::Failed(format!("Failed to start instance {name}: {e}")))?;
         if let Some(reason) = fail {
@@ -464,7 +513,7 @@ impl Kvm {
                 output.trim_end()
             )));
         }
-        if self.process(name).is_none() {
+        if self.process(name)?.is_none() {
             return Err(HvError::Failed(format!("Failed to start instance {name}")));
         }
         let dir = self.nic_dir(name);
@@ -506,36 +555,60 @@ impl Kvm {
     }
 
     /// Sends one command to the instance's monitor and returns what the
-    /// monitor answered (up to the next prompt).
+    /// monitor answered (up to the next prompt), all within
+    /// [`MONITOR_TIMEOUT`].
     pub fn monitor_command(&self, name: &str, command: &str) -> Result<String, HvError> {
         check_name(name)?;
-        let failed = |e: std::io::Error| {
-            HvError::Failed(format!(
-                "Failed to send command '{command}' to instance {name}: {e}"
-            ))
+        self.monitor_exchange(name, command, self.monitor_timeout)
+            .map_err(|e| monitor_failed(name, command, e))
+    }
+
+    /// [`Kvm::monitor_command`] with the I/O error (a `TimedOut` kind when
+    /// the time ran out). The connection is bounded too: a kvm that no
+    /// longer accepts (hung, or another client holds the monitor) fills
+    /// the socket's tiny listen queue, after which a plain connect would
+    /// wait for ever.
+    fn monitor_exchange(
+        &self,
+        name: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> std::io::Result<String> {
+        use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+        let deadline = Instant::now() + timeout;
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| std::io::Error::from(TimedOut))
         };
-        let mut s = UnixStream::connect(self.monitor_path(name)).map_err(failed)?;
-        s.set_read_timeout(Some(MONITOR_TIMEOUT)).map_err(failed)?;
-        s.set_write_timeout(Some(MONITOR_TIMEOUT)).map_err(failed)?;
-        s.write_all(format!("{command}\n").as_bytes())
-            .map_err(failed)?;
-        let deadline = Instant::now() + MONITOR_TIMEOUT;
+        let mut s = sys::unix_connect_timeout(&self.monitor_path(name), timeout)?;
+        s.set_write_timeout(Some(left()?))?;
+        match s.write_all(format!("{command}\n").as_bytes()) {
+            Err(e) if e.kind() == WouldBlock => return Err(TimedOut.into()),
+            other => other?,
+        }
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         // The greeting ends with a prompt; the answer with the next one.
         while count_prompts(&out) < 2 && out.len() < MAX_MONITOR_OUTPUT {
-            if Instant::now() >= deadline {
-                return Err(failed(std::io::ErrorKind::TimedOut.into()));
-            }
+            s.set_read_timeout(Some(left()?))?;
             match s.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => out.extend_from_slice(&buf[..n.min(MAX_MONITOR_OUTPUT - out.len())]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(failed(e)),
+                Err(e) if e.kind() == Interrupted => {}
+                Err(e) if e.kind() == WouldBlock => return Err(TimedOut.into()),
+                Err(e) => return Err(e),
             }
         }
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
+}
+
+fn monitor_failed(name: &str, command: &str, e: std::io::Error) -> HvError {
+    HvError::Failed(format!(
+        "Failed to send command '{command}' to instance {name}: {e}"
+    ))
 }
 
 /// Bytes of `/proc/<pid>/cmdline` read.
@@ -619,42 +692,43 @@ fn parse_cmdline(cmdline: &[u8]) -> CmdlineArgs {
     out
 }
 
-/// True while `pid` exists and is not a zombie.
-fn process_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
-}
-
-fn wait_gone(pid: i32, timeout: Duration) -> bool {
+/// Waits up to `timeout` (0: just looks) for the process of a pidfd to
+/// exit; true once it has (a zombie counts as gone).
+fn wait_exit(handle: &OwnedFd, timeout: Duration) -> Result<bool, HvError> {
     let deadline = Instant::now() + timeout;
-    while process_alive(pid) {
-        if Instant::now() >= deadline {
-            return false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [sys::poll_fd(handle.as_raw_fd(), sys::POLL_IN)];
+        match sys::poll(&mut fds, Some(left)) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) if left.is_zero() => return Ok(false),
+            // Interrupted, or the timeout ran out: look again.
+            Ok(_) => {}
+            Err(e) => return Err(HvError::Failed(format!("Cannot watch a process: {e}"))),
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    true
 }
 
-/// 2.5.2's `KillProcess`: SIGTERM, wait up to [`KILL_TIMEOUT`], SIGKILL.
-fn kill_process(pid: i32) -> Result<(), HvError> {
-    let send = |sig| match sys::kill(pid, sig) {
+/// 2.5.2's `KillProcess`: SIGTERM, wait up to [`KILL_TIMEOUT`], SIGKILL;
+/// all through the pidfd, so a pid that changed hands meanwhile is never
+/// signalled. Unlike 2.5.2, SIGCONT follows SIGTERM: a stopped kvm
+/// (SIGSTOP, a debugger) would otherwise hold SIGTERM pending for the
+/// whole wait.
+fn kill_process(p: &Proc) -> Result<(), HvError> {
+    let pid = p.pid;
+    let send = |sig| match sys::pidfd_send_signal(&p.handle, sig) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
         Err(e) => Err(HvError::Failed(format!("Cannot signal process {pid}: {e}"))),
     };
     send(libc::SIGTERM)?;
-    if wait_gone(pid, KILL_TIMEOUT) {
+    send(libc::SIGCONT)?;
+    if wait_exit(&p.handle, KILL_TIMEOUT)? {
         return Ok(());
     }
     log::warn!("Process {pid} did not stop on SIGTERM, sending SIGKILL");
     send(libc::SIGKILL)?;
-    if wait_gone(pid, KILL9_TIMEOUT) {
+    if wait_exit(&p.handle, KILL9_TIMEOUT)? {
         Ok(())
     } else {
         Err(HvError::Failed(format!("Process {pid} did not die")))
@@ -698,13 +772,16 @@ static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Runs a prepared command (stdin, environment and working directory set
 /// by the caller) with stdout and stderr in an unlinked scratch file, and
 /// kills it after `timeout`. Returns (2.5.2's fail_reason, output), or why
-/// it could not run.
+/// it could not run. The scratch file is made in `scratch_dir`, the kvm
+/// run directory: in a world-writable one such as /tmp anybody could take
+/// its predictable name first and so stop every instance from starting.
 pub(crate) fn run_bounded(
     mut command: Command,
     timeout: Duration,
+    scratch_dir: &Path,
 ) -> Result<(Option<String>, String), String> {
-    let scratch = std::env::temp_dir().join(format!(
-        "ganeti-hv-{}-{}.out",
+    let scratch = scratch_dir.join(format!(
+        ".ganeti-hv-{}-{}.out",
         sys::getpid(),
         SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed)
     ));
@@ -758,15 +835,20 @@ pub(crate) fn run_bounded(
 
 impl Hypervisor for Kvm {
     fn list_instances(&self) -> Result<Vec<String>, HvError> {
-        Ok(dir_entries(&self.base.join("pid"))?
+        dir_entries(&self.base.join("pid"))?
             .into_iter()
-            .filter(|n| check_name(n).is_ok() && self.process(n).is_some())
-            .collect())
+            .filter(|n| check_name(n).is_ok())
+            .filter_map(|n| match self.process(&n) {
+                Ok(Some(_)) => Some(Ok(n)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
     }
 
     fn instance_info(&self, name: &str) -> Result<Option<InstanceInfo>, HvError> {
         check_name(name)?;
-        Ok(self.process(name).map(|p| InstanceInfo {
+        Ok(self.process(name)?.map(|p| InstanceInfo {
             name: name.to_string(),
             id: Value::from(p.pid),
             memory: Value::from(p.memory),
@@ -797,7 +879,7 @@ impl Hypervisor for Kvm {
         let runtime = self.generate_runtime(inst, block_devices, paused)?;
         self.save_runtime(&inst.name, &runtime)?;
         let result = self.execute_runtime(inst, &runtime);
-        if result.is_err() && self.process(&inst.name).is_none() {
+        if result.is_err() && matches!(self.process(&inst.name), Ok(None)) {
             let _ = self.remove_runtime_files(&inst.name);
         }
         result
@@ -812,16 +894,31 @@ impl Hypervisor for Kvm {
             .get("acpi")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        match self.process(name) {
-            Some(p) if force || !acpi => kill_process(p.pid),
-            Some(_) => self.monitor_command(name, "system_powerdown").map(|_| ()),
+        match self.process(name)? {
+            Some(p) if force || !acpi => kill_process(&p),
+            Some(_) => match self.monitor_exchange(
+                name,
+                POWERDOWN,
+                self.monitor_timeout.min(POWERDOWN_TIMEOUT),
+            ) {
+                Ok(_) => Ok(()),
+                // A kvm too busy or hung to answer: the request stays
+                // asked, and the shutdown goes on to its forced stop at
+                // the timeout (2.5.2's socat gave up waiting for the answer
+                // after half a second and reported success).
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    log::warn!("Instance {name} did not answer '{POWERDOWN}' in time");
+                    Ok(())
+                }
+                Err(e) => Err(monitor_failed(name, POWERDOWN, e)),
+            },
             None => Ok(()),
         }
     }
 
     fn cleanup(&self, name: &str) -> Result<(), HvError> {
         check_name(name)?;
-        if self.process(name).is_some() {
+        if self.process(name)?.is_some() {
             return Err(HvError::Failed("Cannot cleanup a live instance".into()));
         }
         self.remove_runtime_files(name)
@@ -832,13 +929,13 @@ impl Hypervisor for Kvm {
     fn reboot(&self, inst: &Instance) -> Result<(), HvError> {
         let name = &inst.name;
         check_name(name)?;
-        let Some(p) = self.process(name) else {
+        let Some(p) = self.process(name)? else {
             return Err(HvError::Failed(format!(
                 "Failed to reboot instance {name}: not running"
             )));
         };
         let runtime = self.load_runtime(name)?;
-        kill_process(p.pid)?;
+        kill_process(&p)?;
         self.save_runtime(name, &runtime)?;
         self.execute_runtime(inst, &runtime)
     }
@@ -862,6 +959,36 @@ mod tests {
     use super::super::tests::scratch;
     use super::super::*;
     use super::*;
+
+    #[test]
+    fn scratch_files_stay_out_of_the_temporary_directory() {
+        let (root, paths) = scratch("kvmscratch");
+        let kvm = Kvm::open(&paths).unwrap();
+        // Somebody took the names in the shared temporary directory.
+        let next = SCRATCH_SEQ.load(Ordering::Relaxed);
+        let taken: Vec<PathBuf> = (next..next + 1000)
+            .map(|seq| std::env::temp_dir().join(format!("ganeti-hv-{}-{seq}.out", sys::getpid())))
+            .collect();
+        for path in &taken {
+            std::fs::write(path, "").unwrap();
+        }
+        let mut command = sys::command("sh");
+        command.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let outcome = run_bounded(command, Duration::from_secs(60), &kvm.base);
+        for path in &taken {
+            std::fs::remove_file(path).unwrap();
+        }
+        let (fail, output) = outcome.unwrap();
+        assert_eq!(fail.as_deref(), Some("exited with exit code 3"));
+        assert_eq!(output, "out\nerr\n");
+        // Nothing is left in the run directory either.
+        assert!(!std::fs::read_dir(&kvm.base).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".out")));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn versions_are_found_on_the_help_line() {
@@ -932,6 +1059,187 @@ mod tests {
     }
 
     #[test]
+    fn monitor_that_accepts_nothing_is_given_up_in_time() {
+        // A hung kvm: its monitor socket is bound and listening (with kvm's
+        // tiny queue) but nobody accepts; earlier, timed-out commands
+        // still fill the queue.
+        let (root, paths) = scratch("kvmhung");
+        let limit = Duration::from_millis(500);
+        let mut kvm = Kvm::open(&paths).unwrap();
+        kvm.monitor_timeout = limit;
+        let sock = kvm.monitor_path("inst1");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        sys::listen(&listener, 0).unwrap();
+        let queued = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            let _ = tx.send(kvm.monitor_command("inst1", "system_powerdown"));
+        });
+        let answer = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the monitor command hangs");
+        let e = answer.unwrap_err().to_string();
+        assert!(
+            e.starts_with("Failed to send command 'system_powerdown' to instance inst1: "),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // A listener that takes the connection but never answers: also
+        // bounded, by the same limit.
+        drop((queued, listener));
+        std::fs::remove_file(&sock).unwrap();
+        let mut kvm = Kvm::open(&paths).unwrap();
+        kvm.monitor_timeout = limit;
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let silent = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let started = Instant::now();
+        let e = kvm
+            .monitor_command("inst1", "info status")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("timed out"), "{e}");
+        assert!(started.elapsed() >= limit && started.elapsed() < Duration::from_secs(10));
+        drop(silent.join().unwrap());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn soft_stop_of_a_kvm_that_does_not_answer_is_no_error() {
+        use std::os::unix::process::ExitStatusExt;
+        let (root, paths) = scratch("kvmsoft");
+        let mut kvm = Kvm::open(&paths).unwrap();
+        kvm.monitor_timeout = Duration::from_millis(300);
+        let mut child = fake_kvm(&kvm, "inst1");
+        let inst: Instance = serde_json::from_value(
+            serde_json::json!({"name": "inst1", "hvparams": {"acpi": true}}),
+        )
+        .unwrap();
+        // No monitor socket at all: an error, as 2.5.2's socat failed.
+        let e = kvm.stop(&inst, false, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("Failed to send command 'system_powerdown' to instance inst1: "),
+            "{e}"
+        );
+        // A monitor that never answers, its queue full: the request counts
+        // as made, so a shutdown goes on to its forced stop.
+        let sock = kvm.monitor_path("inst1");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        sys::listen(&listener, 0).unwrap();
+        let _queued = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        let started = Instant::now();
+        kvm.stop(&inst, false, false).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(kvm.process("inst1").unwrap().is_some());
+        // With the real limits, the soft stop waits POWERDOWN_TIMEOUT, not
+        // the whole MONITOR_TIMEOUT.
+        let started = Instant::now();
+        Kvm::open(&paths)
+            .unwrap()
+            .stop(&inst, false, false)
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= POWERDOWN_TIMEOUT && took < MONITOR_TIMEOUT,
+            "{took:?}"
+        );
+        // The forced stop ends it.
+        kvm.stop(&inst, true, false).unwrap();
+        assert!(child.wait().unwrap().signal().is_some());
+        assert!(kvm.process("inst1").unwrap().is_none());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A stand-in kvm of instance `name`: a shell waiting on its stdin,
+    /// whose command line carries `-name <name>` and the instance's
+    /// `-pidfile`, and whose pid is in that pid file.
+    fn fake_kvm(kvm: &Kvm, name: &str) -> std::process::Child {
+        let own = kvm.pid_file(name).to_string_lossy().into_owned();
+        let child = std::process::Command::new("sh")
+            .args(["-c", "read x", "-name", name, "-m", "64", "-pidfile", &own])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let needle = format!("{own}\0");
+        let started = Instant::now();
+        while !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.ends_with(needle.as_bytes()))
+        {
+            assert!(started.elapsed() < Duration::from_secs(60), "no exec");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::write(kvm.pid_file(name), pid.to_string()).unwrap();
+        child
+    }
+
+    /// A `sleep` given exactly `pid` (through `ns_last_pid`); `None` where
+    /// that is not allowed or other processes keep taking the pid first.
+    fn sleep_with_pid(pid: i32) -> Option<std::process::Child> {
+        for _ in 0..100 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+            let mut c = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap();
+            if c.id() as i32 == pid {
+                return Some(c);
+            }
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        None
+    }
+
+    #[test]
+    fn kills_go_to_the_process_never_to_its_pid() {
+        use std::os::unix::process::ExitStatusExt;
+        let (root, paths) = scratch("kvmkill");
+        let kvm = Kvm::open(&paths).unwrap();
+        // A kvm that stops on SIGTERM is stopped by it.
+        let mut child = fake_kvm(&kvm, "inst1");
+        let p = kvm
+            .process("inst1")
+            .unwrap()
+            .expect("the stand-in is found");
+        assert_eq!(p.pid, child.id() as i32);
+        let started = Instant::now();
+        kill_process(&p).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // Not reaped yet: a zombie counts as gone.
+        assert!(kvm.process("inst1").unwrap().is_none());
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+        // A kvm found alive exits, and its pid goes to another process
+        // before the kill (or during its wait): that one is left alone.
+        let mut child = fake_kvm(&kvm, "inst1");
+        let p = kvm.process("inst1").unwrap().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        match sleep_with_pid(p.pid) {
+            Some(mut other) => {
+                kill_process(&p).unwrap();
+                // A signal sent to it would end it within this second.
+                let mut signalled = || other.try_wait().unwrap().is_some();
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(1) && !signalled() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                assert!(!signalled(), "the new owner of the pid was signalled");
+                assert!(kvm.process("inst1").unwrap().is_none());
+                other.kill().unwrap();
+                other.wait().unwrap();
+            }
+            None => eprintln!("cannot hand pid {} to another process here", p.pid),
+        }
+        // A dead or foreign pid in the pid file is no instance.
+        std::fs::write(kvm.pid_file("inst1"), "1").unwrap();
+        assert!(kvm.process("inst1").unwrap().is_none());
+        std::fs::write(kvm.pid_file("inst1"), "-5").unwrap();
+        assert!(kvm.process("inst1").unwrap().is_none());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn lists_only_processes_with_its_name_and_pid_file() {
         let (root, paths) = scratch("kvm");
         assert!(list_instances(&paths, "kvm").unwrap().is_empty());
@@ -940,22 +1248,9 @@ mod tests {
             assert!(base.join(sub).is_dir(), "{sub}");
         }
         let pids = base.join("pid");
-        let own = pids.join("inst1").to_string_lossy().into_owned();
         // A process whose command line carries kvm's -name and -pidfile.
-        let mut child = std::process::Command::new("sh")
-            .args([
-                "-c", "sleep 30", "-name", "inst1", "-m", "64", "-pidfile", &own,
-            ])
-            .spawn()
-            .unwrap();
+        let mut child = fake_kvm(&Kvm::open(&paths).unwrap(), "inst1");
         let pid = child.id().to_string();
-        let cmdline = format!("/proc/{pid}/cmdline");
-        let exec_done = || std::fs::read(&cmdline).is_ok_and(|c| c.ends_with(b"inst1\0"));
-        let started = Instant::now();
-        while !exec_done() && started.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::fs::write(pids.join("inst1"), &pid).unwrap();
         std::fs::write(pids.join("other"), &pid).unwrap(); // name mismatch
         std::fs::write(pids.join("garbage"), "x").unwrap();
         std::fs::write(pids.join("dead"), "999999999").unwrap();

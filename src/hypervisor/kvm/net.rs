@@ -137,7 +137,7 @@ pub fn configure_nic(
     let executable = std::fs::metadata(&script)
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     let result = if executable {
-        run_script(&script, inst, seq, nic, tap)
+        run_script(paths, &script, inst, seq, nic, tap)
     } else {
         builtin_ifup(nic, tap)
     };
@@ -151,6 +151,7 @@ pub fn configure_nic(
 type IfupError = (String, String);
 
 fn run_script(
+    paths: &Paths,
     script: &Path,
     inst: &Instance,
     seq: usize,
@@ -184,7 +185,9 @@ fn run_script(
         .env("LC_ALL", "C")
         .current_dir("/")
         .stdin(std::process::Stdio::null());
-    let out = super::run_bounded(command, IFUP_TIMEOUT).map_err(|e| (e, String::new()))?;
+    let run_dir = paths.to_local(&super::root_dir());
+    let out =
+        super::run_bounded(command, IFUP_TIMEOUT, &run_dir).map_err(|e| (e, String::new()))?;
     match out.0 {
         None => Ok(()),
         Some(reason) => Err((reason, out.1)),

@@ -1,0 +1,929 @@
+//! The queue's state and its disk: opening and recovery, id allocation,
+//! submission, cancel, archive, queries, the drain flag (2.5.2's
+//! `JobQueue` class).
+//!
+//! Locking: `Inner::state` is 2.5.2's queue lock. Each active job has its
+//! own mutex (`JobEntry::slot`). The order is always state, then job; a
+//! thread holding one job's mutex never waits for the state or for another
+//! job, except the dependency check, which holds the state (so no two
+//! threads ever hold two job mutexes at once).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use super::job::{self, Corrupt, Job, Status};
+use super::workers::{OpExecCtx, Pool};
+use super::{
+    OpExecutor, Replicator, JOBS_PER_ARCHIVE_DIRECTORY, JOB_QUEUE_SIZE_HARD_LIMIT,
+    JOB_QUEUE_VERSION, MAX_JOB_FILE,
+};
+use crate::errors::GanetiError;
+use crate::fsutil::{self, FileLock, FileMeta};
+use crate::paths::Paths;
+
+/// Mode of the queue and archive directories.
+const DIR_MODE: u32 = 0o700;
+/// Jobs archived per rename batch in `AutoArchiveJobs`.
+const ARCHIVE_BATCH: usize = 10;
+/// Progress of the start-up inspection is logged every this many jobs...
+const INSPECT_LOG_EVERY: usize = 1000;
+/// ...or this often.
+const INSPECT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Locks a mutex; a panic elsewhere does not make the queue unusable.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `JobQueueError(msg)`.
+fn queue_error(msg: String) -> GanetiError {
+    GanetiError::msg("JobQueueError", msg)
+}
+
+pub(super) struct State {
+    pub last_serial: u64,
+    pub drained: bool,
+    /// Job files in `queue/` (2.5.2's `_queue_size`).
+    pub queue_size: usize,
+    /// Jobs not finalised yet.
+    pub active: HashMap<u64, Arc<JobEntry>>,
+    /// Dependency waiters: job id -> jobs waiting for it to finish.
+    pub waiters: BTreeMap<u64, BTreeSet<u64>>,
+}
+
+/// An unfinished job in memory.
+pub(super) struct JobEntry {
+    pub id: u64,
+    pub slot: Mutex<Slot>,
+    /// Notified on every change of the job (WaitForJobChange).
+    pub changed: Condvar,
+    /// Held by the worker processing the job, so one job never runs on two
+    /// workers.
+    pub processing: Mutex<()>,
+}
+
+pub(super) struct Slot {
+    pub job: Job,
+    /// Bumped on every change.
+    pub generation: u64,
+    /// The opcode kept for another round (2.5.2's `cur_opctx`).
+    pub ctx: Option<OpExecCtx>,
+    /// A dropped log message was already reported.
+    pub log_drop_reported: bool,
+}
+
+impl JobEntry {
+    fn new(job: Job) -> Arc<JobEntry> {
+        Arc::new(JobEntry {
+            id: job.id,
+            slot: Mutex::new(Slot {
+                job,
+                generation: 0,
+                ctx: None,
+                log_drop_reported: false,
+            }),
+            changed: Condvar::new(),
+            processing: Mutex::new(()),
+        })
+    }
+}
+
+/// A job file read from disk.
+pub(super) enum Loaded {
+    Missing,
+    Corrupt(String),
+    Job(Job),
+}
+
+pub(super) struct Inner {
+    pub paths: Paths,
+    pub dir: PathBuf,
+    pub replicator: Arc<dyn Replicator>,
+    pub exec: Arc<dyn OpExecutor>,
+    pub state: Mutex<State>,
+    pub pool: Pool,
+    pub closed: AtomicBool,
+}
+
+impl Inner {
+    /// Opens the queue directory and recovers it (spec 3.1, 3.15).
+    pub fn open(
+        paths: Paths,
+        replicator: Arc<dyn Replicator>,
+        exec: Arc<dyn OpExecutor>,
+        lock_wait: Duration,
+    ) -> Result<(Inner, FileLock), GanetiError> {
+        let dir = paths.queue_dir();
+        let io_err = |p: &Path, e: io::Error| {
+            queue_error(format!(
+                "Can't prepare the job queue at {}: {e}",
+                paths.to_wire(p).display()
+            ))
+        };
+        fsutil::create_dirs(&dir, DIR_MODE).map_err(|e| io_err(&dir, e))?;
+        let archive = paths.queue_archive_dir();
+        fsutil::create_dirs(&archive, DIR_MODE).map_err(|e| io_err(&archive, e))?;
+        let lock_path = dir.join("lock");
+        let file_lock = FileLock::exclusive(&lock_path, lock_wait)
+            .map_err(|e| io_err(&lock_path, e))?
+            .ok_or_else(|| {
+                queue_error(format!(
+                    "The job queue is locked by another process ({} held for {} s)",
+                    paths.to_wire(&lock_path).display(),
+                    lock_wait.as_secs()
+                ))
+            })?;
+        let inner = Inner {
+            paths,
+            dir,
+            replicator,
+            exec,
+            state: Mutex::new(State {
+                last_serial: 0,
+                drained: false,
+                queue_size: 0,
+                active: HashMap::new(),
+                waiters: BTreeMap::new(),
+            }),
+            pool: Pool::new(),
+            closed: AtomicBool::new(false),
+        };
+        inner.check_version()?;
+        let serial = inner.read_serial()?;
+        let drained = inner.dir.join("drain").exists();
+        let mut st = lock(&inner.state);
+        st.last_serial = serial;
+        st.drained = drained;
+        inner.inspect(&mut st)?;
+        drop(st);
+        Ok((inner, file_lock))
+    }
+
+    fn check_version(&self) -> Result<(), GanetiError> {
+        let path = self.dir.join("version");
+        let text = match read_small(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let data = format!("{JOB_QUEUE_VERSION}\n");
+                self.write_file(&path, data.as_bytes(), false)?;
+                data
+            }
+            Err(e) => return Err(self.io_error("read", &path, e)),
+        };
+        let text = text.trim();
+        if text.parse::<u64>().ok() != Some(JOB_QUEUE_VERSION) {
+            return Err(queue_error(format!(
+                "Found job queue version {text}, expected {JOB_QUEUE_VERSION}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn read_serial(&self) -> Result<u64, GanetiError> {
+        let path = self.serial_path();
+        let text = match read_small(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.write_file(&path, b"0\n", false)?;
+                "0\n".into()
+            }
+            Err(e) => return Err(self.io_error("read", &path, e)),
+        };
+        text.trim()
+            .parse::<u64>()
+            .map_err(|_| queue_error("Can't read/parse the job queue serial file".into()))
+    }
+
+    /// `_InspectQueue`: resumes queued jobs, restarts waiting ones, fails
+    /// the ones that were running, moves corrupt files aside.
+    fn inspect(&self, st: &mut State) -> Result<(), GanetiError> {
+        log::info!("Inspecting job queue");
+        let ids = self
+            .job_ids()
+            .map_err(|e| self.io_error("list", &self.dir, e))?;
+        let count = ids.len();
+        let mut last_info = Instant::now();
+        let mut restart = Vec::new();
+        let mut max_id = 0;
+        for (idx, &id) in ids.iter().enumerate() {
+            if idx % INSPECT_LOG_EVERY == 0
+                || last_info.elapsed() >= INSPECT_LOG_INTERVAL
+                || idx + 1 == count
+            {
+                log::info!(
+                    "Job queue inspection: {idx}/{} ({:.1} %)",
+                    count.saturating_sub(1),
+                    100.0 * (idx + 1) as f64 / count as f64
+                );
+                last_info = Instant::now();
+            }
+            max_id = max_id.max(id);
+            let Some(mut job) = self.load_or_move_aside(id) else {
+                continue;
+            };
+            match job.status() {
+                Status::Queued => restart.push(job),
+                status @ (Status::Waiting | Status::Running | Status::Canceling) => {
+                    log::warn!("Unfinished job {id} found (status {})", status.as_str());
+                    if status == Status::Waiting {
+                        job.mark_unfinished(Status::Queued, Value::Null);
+                        self.write_job(&job, true)?;
+                        restart.push(job);
+                    } else {
+                        job.mark_unfinished(Status::Error, json!(job::UNCLEAN_SHUTDOWN));
+                        job.finalize();
+                        self.write_job(&job, true)?;
+                    }
+                }
+                Status::Success | Status::Error | Status::Canceled => {}
+            }
+        }
+        st.queue_size = self
+            .job_ids()
+            .map_err(|e| self.io_error("list", &self.dir, e))?
+            .len();
+        // Never hand out an id that a job file already has.
+        let highest = max_id.max(self.highest_archived_id());
+        if highest > st.last_serial {
+            log::warn!(
+                "The job queue serial file says {} but job {highest} exists; continuing after it",
+                st.last_serial
+            );
+            self.write_file(&self.serial_path(), format!("{highest}\n").as_bytes(), true)?;
+            st.last_serial = highest;
+        }
+        if !restart.is_empty() {
+            log::info!("Restarting {} jobs", restart.len());
+        }
+        for job in restart {
+            let (id, prio) = (job.id, job.priority());
+            st.active.insert(id, JobEntry::new(job));
+            self.pool.add(id, prio);
+        }
+        log::info!("Job queue inspection finished");
+        Ok(())
+    }
+
+    /// The highest id in the newest archive sub-directory (0 if none).
+    fn highest_archived_id(&self) -> u64 {
+        let archive = self.paths.queue_archive_dir();
+        let newest = std::fs::read_dir(&archive)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| job::parse_job_id(e.file_name().to_str()?))
+            .max();
+        let Some(newest) = newest else {
+            return 0;
+        };
+        list_job_ids(&archive.join(newest.to_string()))
+            .ok()
+            .and_then(|ids| ids.into_iter().max())
+            .unwrap_or(0)
+    }
+
+    // ---- paths and files ----
+
+    pub fn job_path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("job-{id}"))
+    }
+
+    pub fn archived_path(&self, id: u64) -> PathBuf {
+        self.paths
+            .queue_archive_dir()
+            .join((id / JOBS_PER_ARCHIVE_DIRECTORY).to_string())
+            .join(format!("job-{id}"))
+    }
+
+    fn serial_path(&self) -> PathBuf {
+        self.dir.join("serial")
+    }
+
+    fn wire(&self, path: &Path) -> String {
+        self.paths.to_wire(path).to_string_lossy().into_owned()
+    }
+
+    fn io_error(&self, what: &str, path: &Path, e: io::Error) -> GanetiError {
+        queue_error(format!("Can't {what} {}: {e}", self.wire(path)))
+    }
+
+    /// Writes a queue file durably and, if asked, replicates it.
+    pub fn write_file(&self, path: &Path, data: &[u8], replicate: bool) -> Result<(), GanetiError> {
+        fsutil::write_atomic(path, data, &FileMeta::default())
+            .map_err(|e| self.io_error("write", path, e))?;
+        if replicate {
+            let wire = self.wire(path);
+            if let Err(e) = self.replicator.update(&wire, data) {
+                log::error!("Updating {wire} on the master candidates failed: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a job's file (`UpdateJobUnlocked`).
+    pub fn write_job(&self, job: &Job, replicate: bool) -> Result<(), GanetiError> {
+        self.write_file(&self.job_path(job.id), &job.to_file(), replicate)
+    }
+
+    /// Writes an active job after a change and wakes its watchers. A write
+    /// error is logged: the job goes on and the next write carries all.
+    pub fn save(&self, entry: &JobEntry, slot: &mut Slot, replicate: bool) {
+        if let Err(e) = self.write_job(&slot.job, replicate) {
+            log::error!("Job {}: {e}", entry.id);
+        }
+        self.touched(entry, slot);
+    }
+
+    /// Marks an in-memory change of a job (woken watchers re-check).
+    pub fn touched(&self, entry: &JobEntry, slot: &mut Slot) {
+        slot.generation = slot.generation.wrapping_add(1);
+        entry.changed.notify_all();
+    }
+
+    /// The ids of the job files in `queue/`, in numeric order.
+    pub fn job_ids(&self) -> io::Result<Vec<u64>> {
+        list_job_ids(&self.dir)
+    }
+
+    /// Reads a job file: `queue/job-<id>`, then the archive if asked.
+    pub fn load_from_disk(&self, id: u64, try_archived: bool) -> Loaded {
+        let mut paths = vec![self.job_path(id)];
+        if try_archived {
+            paths.push(self.archived_path(id));
+        }
+        for path in paths {
+            match read_job_file(&path) {
+                Ok(None) => continue,
+                Ok(Some(data)) => {
+                    return match Job::parse(&data, id) {
+                        Ok(job) => Loaded::Job(job),
+                        Err(Corrupt(e)) => Loaded::Corrupt(e),
+                    }
+                }
+                Err(e) => return Loaded::Corrupt(e.to_string()),
+            }
+        }
+        Loaded::Missing
+    }
+
+    /// Loads `queue/job-<id>`; a corrupt file is moved into the archive
+    /// (2.5.2's `_LoadJobUnlocked`).
+    fn load_or_move_aside(&self, id: u64) -> Option<Job> {
+        match self.load_from_disk(id, false) {
+            Loaded::Job(job) => Some(job),
+            Loaded::Missing => None,
+            Loaded::Corrupt(e) => {
+                log::error!("Can't parse job {id} ({e}), will archive");
+                let pair = [(self.job_path(id), self.archived_path(id))];
+                if let (_, Err(e)) = self.rename_files(&pair) {
+                    log::error!("Moving the corrupt job {id} aside failed: {e}");
+                }
+                None
+            }
+        }
+    }
+
+    /// Renames queue files locally (creating directories) and then on the
+    /// master candidates (`_RenameFilesUnlocked`). Stops at the first local
+    /// failure; what was renamed is replicated either way. Returns how many
+    /// were renamed.
+    fn rename_files(&self, pairs: &[(PathBuf, PathBuf)]) -> (usize, Result<(), GanetiError>) {
+        let mut done = Vec::new();
+        let mut result = Ok(());
+        for (old, new) in pairs {
+            if let Err(e) = rename_durably(old, new) {
+                result = Err(self.io_error("archive", old, e));
+                break;
+            }
+            done.push((self.wire(old), self.wire(new)));
+        }
+        if !done.is_empty() {
+            if let Err(e) = self.replicator.rename(&done) {
+                log::error!("Renaming files ({done:?}) on the master candidates failed: {e}");
+            }
+        }
+        (done.len(), result)
+    }
+
+    // ---- ids and submission ----
+
+    /// `_NewSerialsUnlocked`: the serial file is written and replicated
+    /// before the ids are used.
+    fn new_serials(&self, st: &mut State, count: usize) -> Result<Vec<u64>, GanetiError> {
+        let first = st.last_serial + 1;
+        let last = st.last_serial + count as u64;
+        self.write_file(&self.serial_path(), format!("{last}\n").as_bytes(), true)?;
+        st.last_serial = last;
+        Ok((first..=last).collect())
+    }
+
+    fn check_open(&self) -> Result<(), GanetiError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(queue_error("The job queue is shut down".into()));
+        }
+        Ok(())
+    }
+
+    pub fn submit_job(&self, ops: Vec<Value>) -> Result<u64, GanetiError> {
+        let ops = load_ops(ops)?;
+        let mut st = lock(&self.state);
+        self.check_open()?;
+        let id = self.new_serials(&mut st, 1)?[0];
+        let prio = self.add_job(&mut st, id, ops)?;
+        self.pool.add(id, prio);
+        Ok(id)
+    }
+
+    pub fn submit_many_values(&self, jobs: Vec<Vec<Value>>) -> Vec<Result<u64, GanetiError>> {
+        let loaded = jobs.into_iter().map(load_ops).collect();
+        self.submit_many(loaded)
+    }
+
+    /// `SubmitManyJobs` (also for jobs submitted by LUs). Jobs whose
+    /// opcodes could not be loaded arrive as `Err` and keep their error.
+    pub fn submit_many(
+        &self,
+        jobs: Vec<Result<Vec<Map<String, Value>>, GanetiError>>,
+    ) -> Vec<Result<u64, GanetiError>> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let mut st = lock(&self.state);
+        let ids = match self
+            .check_open()
+            .and_then(|()| self.new_serials(&mut st, jobs.len()))
+        {
+            Ok(ids) => ids,
+            Err(e) => return jobs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut added = Vec::new();
+        for (idx, (id, ops)) in ids.iter().zip(jobs).enumerate() {
+            let result = ops.and_then(|mut ops| {
+                resolve_relative_dependencies(&mut ops, &ids[..idx])?;
+                let summaries: Vec<String> = ops.iter().map(job::op_summary).collect();
+                self.add_job(&mut st, *id, ops).map_err(|e| {
+                    let text = format!("{e}; opcodes {}", summaries.join(", "));
+                    GanetiError::msg(e.class, text)
+                })
+            });
+            results.push(result.map(|prio| {
+                added.push((*id, prio));
+                *id
+            }));
+        }
+        for (id, prio) in added {
+            self.pool.add(id, prio);
+        }
+        results
+    }
+
+    /// `_SubmitJobUnlocked`: checks, writes the job file, registers the
+    /// job. Returns the job's priority.
+    fn add_job(
+        &self,
+        st: &mut State,
+        id: u64,
+        ops: Vec<Map<String, Value>>,
+    ) -> Result<i32, GanetiError> {
+        if st.drained {
+            return Err(GanetiError::msg(
+                "JobQueueDrainError",
+                "Job queue is drained, refusing job",
+            ));
+        }
+        if st.queue_size >= JOB_QUEUE_SIZE_HARD_LIMIT {
+            return Err(GanetiError::new("JobQueueFull", vec![]));
+        }
+        for (idx, op) in ops.iter().enumerate() {
+            job::submit_priority(idx, op)?;
+            let deps = op.get(job::DEPEND_ATTR);
+            if job::parse_dependencies(deps).is_none() {
+                return Err(job::invalid_dependencies(idx, deps.unwrap_or(&Value::Null)));
+            }
+        }
+        let job = Job::new(id, ops)?;
+        let path = self.job_path(id);
+        if let Err(e) = self.write_job(&job, true) {
+            // The rename may have happened before the directory fsync
+            // failed: no file for a job that was refused.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        st.queue_size += 1;
+        let prio = job.priority();
+        log::info!("New job with id {id}");
+        st.active.insert(id, JobEntry::new(job));
+        Ok(prio)
+    }
+
+    // ---- finishing, dependencies ----
+
+    /// A job was finalised: forget it and wake the jobs waiting for it.
+    pub fn job_finished(&self, id: u64) {
+        let mut st = lock(&self.state);
+        st.active.remove(&id);
+        self.notify_waiters(&mut st, id);
+    }
+
+    fn notify_waiters(&self, st: &mut State, id: u64) {
+        st.waiters.retain(|_, w| !w.is_empty());
+        let Some(waiting) = st.waiters.remove(&id) else {
+            return;
+        };
+        log::debug!(
+            "Re-adding {} jobs which were waiting for job {id}",
+            waiting.len()
+        );
+        for w in waiting {
+            if let Some(entry) = st.active.get(&w) {
+                let prio = lock(&entry.slot).job.priority();
+                self.pool.add(w, prio);
+            }
+        }
+    }
+
+    /// The status of a job a dependency names: the active job's, else the
+    /// file's (queue, then archive); `None` if it cannot be found or read.
+    pub fn dependency_status(&self, st: &State, id: u64) -> Option<Status> {
+        if let Some(entry) = st.active.get(&id) {
+            return Some(lock(&entry.slot).job.status());
+        }
+        match self.load_from_disk(id, true) {
+            Loaded::Job(job) => Some(job.status()),
+            Loaded::Missing => None,
+            Loaded::Corrupt(e) => {
+                log::error!("Can't load/parse job {id}: {e}");
+                None
+            }
+        }
+    }
+
+    // ---- cancel, archive ----
+
+    pub fn cancel_job(&self, id: u64) -> Result<(bool, String), GanetiError> {
+        log::info!("Cancelling job {id}");
+        let mut st = lock(&self.state);
+        self.check_open()?;
+        let Some(entry) = st.active.get(&id).cloned() else {
+            // Jobs on disk but not in memory are finished.
+            return Ok(match self.load_or_move_aside(id) {
+                Some(_) => (false, format!("Job {id} is no longer waiting in the queue")),
+                None => (false, format!("Job {id} not found")),
+            });
+        };
+        let mut slot = lock(&entry.slot);
+        let (ok, msg) = slot.job.cancel();
+        if !ok {
+            log::debug!("{msg}");
+            return Ok((ok, msg));
+        }
+        self.save(&entry, &mut slot, true);
+        let finished = slot.job.status().is_final();
+        drop(slot);
+        if finished {
+            st.active.remove(&id);
+            self.notify_waiters(&mut st, id);
+        } else {
+            // Waiting for another job: let a worker finish the cancel now
+            // instead of when that job ends.
+            let mut was_waiting = false;
+            for w in st.waiters.values_mut() {
+                was_waiting |= w.remove(&id);
+            }
+            if was_waiting {
+                let prio = lock(&entry.slot).job.priority();
+                self.pool.add(id, prio);
+            }
+        }
+        Ok((ok, msg))
+    }
+
+    /// The finished job `id` if it is in `queue/` (moving a corrupt file
+    /// aside, as `_LoadJobUnlocked`); `Err(())` for a job that exists but
+    /// is not finished.
+    fn finished_job(&self, st: &State, id: u64) -> Result<Option<Job>, ()> {
+        if let Some(entry) = st.active.get(&id) {
+            let slot = lock(&entry.slot);
+            return if slot.job.status().is_final() {
+                Ok(Some(slot.job.clone()))
+            } else {
+                Err(())
+            };
+        }
+        match self.load_or_move_aside(id) {
+            Some(job) if job.status().is_final() => Ok(Some(job)),
+            Some(_) => Err(()),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves finished jobs into the archive (`_ArchiveJobsUnlocked`); the
+    /// number moved.
+    fn archive_jobs(&self, st: &mut State, ids: &[u64]) -> Result<usize, GanetiError> {
+        let pairs: Vec<(PathBuf, PathBuf)> = ids
+            .iter()
+            .map(|&id| (self.job_path(id), self.archived_path(id)))
+            .collect();
+        let (moved, result) = self.rename_files(&pairs);
+        for id in &ids[..moved] {
+            st.active.remove(id);
+        }
+        log::debug!("Archived jobs {:?}", &ids[..moved]);
+        // As 2.5.2, recount from the directory after archiving.
+        match self.job_ids() {
+            Ok(all) => st.queue_size = all.len(),
+            Err(e) => log::error!("Can't list the job queue: {e}"),
+        }
+        result.map(|()| moved)
+    }
+
+    pub fn archive_job(&self, id: u64) -> Result<bool, GanetiError> {
+        log::info!("Archiving job {id}");
+        let mut st = lock(&self.state);
+        self.check_open()?;
+        match self.finished_job(&st, id) {
+            Ok(Some(_)) => Ok(self.archive_jobs(&mut st, &[id])? == 1),
+            Ok(None) => {
+                log::debug!("Job {id} not found");
+                Ok(false)
+            }
+            Err(()) => {
+                log::debug!("Job {id} is not yet done");
+                Ok(false)
+            }
+        }
+    }
+
+    pub fn auto_archive_jobs(&self, age: i64, timeout: Duration) -> (usize, usize) {
+        log::info!("Archiving jobs with age more than {age} seconds");
+        let mut st = lock(&self.state);
+        if self.check_open().is_err() {
+            return (0, 0);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let deadline = Instant::now() + timeout;
+        let ids = match self.job_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                log::error!("Can't list the job queue: {e}");
+                return (0, 0);
+            }
+        };
+        let mut archived = 0;
+        let mut last_touched = 0;
+        let mut pending = Vec::new();
+        for (idx, &id) in ids.iter().enumerate() {
+            last_touched = idx + 1;
+            if Instant::now() > deadline {
+                break;
+            }
+            let job = match self.finished_job(&st, id) {
+                Ok(Some(job)) => job,
+                Ok(None) | Err(()) => continue,
+            };
+            let reference = job
+                .end_timestamp
+                .or(job.start_timestamp)
+                .or(job.received_timestamp)
+                .map_or(0, |t| t.0);
+            if age == -1 || now - reference as f64 > age as f64 {
+                pending.push(id);
+                if pending.len() >= ARCHIVE_BATCH {
+                    archived += self.archive_counted(&mut st, &std::mem::take(&mut pending));
+                }
+            }
+        }
+        if !pending.is_empty() {
+            archived += self.archive_counted(&mut st, &pending);
+        }
+        (archived, ids.len() - last_touched)
+    }
+
+    fn archive_counted(&self, st: &mut State, ids: &[u64]) -> usize {
+        match self.archive_jobs(st, ids) {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("Archiving jobs failed: {e}");
+                0
+            }
+        }
+    }
+
+    // ---- queries, drain ----
+
+    /// A job for reading: the active one's current state, else the file.
+    pub fn read_job(&self, id: u64, try_archived: bool) -> Option<Job> {
+        let entry = lock(&self.state).active.get(&id).cloned();
+        if let Some(entry) = entry {
+            return Some(lock(&entry.slot).job.clone());
+        }
+        match self.load_from_disk(id, try_archived) {
+            Loaded::Job(job) => Some(job),
+            Loaded::Missing => None,
+            Loaded::Corrupt(e) => {
+                log::error!("Can't load/parse job {id}: {e}");
+                None
+            }
+        }
+    }
+
+    pub fn query_jobs(&self, ids: &[u64], fields: &[String]) -> Result<Vec<Value>, GanetiError> {
+        let (ids, list_all) = if ids.is_empty() {
+            let all = self
+                .job_ids()
+                .map_err(|e| self.io_error("list", &self.dir, e))?;
+            (all, true)
+        } else {
+            (ids.to_vec(), false)
+        };
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.read_job(id, true) {
+                Some(job) => rows.push(Value::Array(job.info(fields)?)),
+                None if !list_all => rows.push(Value::Null),
+                None => {}
+            }
+        }
+        Ok(rows)
+    }
+
+    pub fn set_drain_flag(&self, on: bool) -> Result<(), GanetiError> {
+        let mut st = lock(&self.state);
+        self.check_open()?;
+        let path = self.dir.join("drain");
+        if on {
+            self.write_file(&path, b"", false)?;
+        } else {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    fsutil::sync_dir(&self.dir).map_err(|e| self.io_error("sync", &self.dir, e))?
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io_error("remove", &path, e)),
+            }
+        }
+        st.drained = on;
+        Ok(())
+    }
+
+    pub fn drained(&self) -> bool {
+        lock(&self.state).drained
+    }
+
+    pub fn with_queue_files<T>(&self, f: impl FnOnce(Vec<(String, Vec<u8>)>) -> T) -> T {
+        let st = lock(&self.state);
+        let mut files = Vec::new();
+        files.push((
+            self.wire(&self.serial_path()),
+            format!("{}\n", st.last_serial).into_bytes(),
+        ));
+        for id in self.job_ids().unwrap_or_default() {
+            let path = self.job_path(id);
+            let data = match st.active.get(&id) {
+                Some(entry) => Some(lock(&entry.slot).job.to_file()),
+                None => read_job_file(&path).ok().flatten(),
+            };
+            if let Some(data) = data {
+                files.push((self.wire(&path), data));
+            }
+        }
+        f(files)
+    }
+
+    /// Wakes every `WaitForJobChange` (at shutdown).
+    pub fn wake_all_waiters(&self) {
+        let st = lock(&self.state);
+        for entry in st.active.values() {
+            let mut slot = lock(&entry.slot);
+            self.touched(entry, &mut slot);
+        }
+    }
+}
+
+/// Checks the opcodes of a submitted job (2.5.2's `LoadOpCode`).
+fn load_ops(ops: Vec<Value>) -> Result<Vec<Map<String, Value>>, GanetiError> {
+    ops.into_iter()
+        .map(|op| job::load_opcode(op).map_err(|e| GanetiError::msg("GenericError", e)))
+        .collect()
+}
+
+/// Replaces relative dependencies (negative ids) by the ids of the jobs
+/// submitted before in the same call (`_ResolveJobDependencies`).
+fn resolve_relative_dependencies(
+    ops: &mut [Map<String, Value>],
+    earlier: &[u64],
+) -> Result<(), GanetiError> {
+    for op in ops.iter_mut() {
+        let Some(Value::Array(deps)) = op.get_mut(job::DEPEND_ATTR) else {
+            continue;
+        };
+        for dep in deps.iter_mut() {
+            let Some(pair) = dep.as_array_mut() else {
+                continue;
+            };
+            let Some(rel) = pair.first().and_then(Value::as_i64).filter(|r| *r < 0) else {
+                continue;
+            };
+            let index = i64::try_from(earlier.len()).unwrap_or(i64::MAX) + rel;
+            let Some(id) = usize::try_from(index).ok().and_then(|i| earlier.get(i)) else {
+                return Err(GanetiError::msg(
+                    "GenericError",
+                    format!("Unable to resolve relative job ID {rel}"),
+                ));
+            };
+            pair[0] = Value::String(id.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The ids of `job-<id>` files in `dir` (no hidden files, canonical names
+/// only), in numeric order.
+fn list_job_ids(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(digits) = name.to_str().and_then(|n| n.strip_prefix("job-")) else {
+            continue;
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        match job::parse_job_id(digits) {
+            Some(id) if id.to_string() == digits => ids.push(id),
+            _ => log::warn!(
+                "Ignoring {}: not a job file name this queue writes",
+                dir.join(&name).display()
+            ),
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Reads a job file without following a symlink, refusing anything but a
+/// regular file of at most [`MAX_JOB_FILE`] bytes. `Ok(None)`: no file.
+fn read_job_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the job file is a symbolic link",
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the job file is not a regular file",
+        ));
+    }
+    let mut data = Vec::new();
+    file.take(MAX_JOB_FILE as u64 + 1).read_to_end(&mut data)?;
+    if data.len() > MAX_JOB_FILE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the job file is larger than {MAX_JOB_FILE} bytes"),
+        ));
+    }
+    Ok(Some(data))
+}
+
+/// Reads a small text file (`version`, `serial`).
+fn read_small(path: &Path) -> io::Result<String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut text = String::new();
+    file.take(64).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Renames `old` to `new`, creating `new`'s directory, and fsyncs both
+/// directories.
+fn rename_durably(old: &Path, new: &Path) -> io::Result<()> {
+    let new_dir = new.parent().unwrap_or(Path::new("/"));
+    fsutil::create_dirs(new_dir, DIR_MODE)?;
+    std::fs::rename(old, new)?;
+    fsutil::sync_dir(old.parent().unwrap_or(Path::new("/")))?;
+    fsutil::sync_dir(new_dir)
+}

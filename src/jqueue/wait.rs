@@ -1,0 +1,108 @@
+//! `WaitForJobChange` (spec 2.3): 2.5.2 watched the job file with inotify;
+//! here the job's condition variable is notified by every change (status,
+//! log message, result), so the answer leaves as soon as the change is made.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::job::{Job, Status};
+use super::queue::{lock, Inner, Loaded};
+use super::{CHANGE_BATCH_DELAY, JOB_NOTCHANGED, MAX_WAIT_TIMEOUT};
+use crate::errors::GanetiError;
+
+/// The wait actually granted for a client's `timeout`.
+pub fn effective_timeout(timeout: Duration) -> Duration {
+    timeout.min(MAX_WAIT_TIMEOUT)
+}
+
+/// `_JobChangesChecker`: `[job_info, log_entries]` when the client should
+/// hear about the job now, `None` to keep waiting.
+fn check(
+    job: &Job,
+    fields: &[String],
+    prev_job_info: &Value,
+    prev_log_serial: Option<u64>,
+) -> Result<Option<Value>, GanetiError> {
+    let status = job.status();
+    let info = Value::Array(job.info(fields)?);
+    let entries = job.log_entries(prev_log_serial);
+    let waiting = matches!(status, Status::Queued | Status::Waiting | Status::Running);
+    if !waiting || info != *prev_job_info || !entries.is_empty() {
+        return Ok(Some(json!([info, entries])));
+    }
+    Ok(None)
+}
+
+impl Inner {
+    pub fn wait_for_job_change(
+        &self,
+        id: u64,
+        fields: &[String],
+        prev_job_info: &Value,
+        prev_log_serial: Option<u64>,
+        timeout: Duration,
+    ) -> Result<Value, GanetiError> {
+        let deadline = Instant::now() + effective_timeout(timeout);
+        let entry = lock(&self.state).active.get(&id).cloned();
+        let Some(entry) = entry else {
+            // Not running: only `queue/job-<id>` counts (archived jobs are
+            // not looked at); a missing or unreadable file is null.
+            let job = match self.load_from_disk(id, false) {
+                Loaded::Job(job) => job,
+                Loaded::Missing => return Ok(Value::Null),
+                Loaded::Corrupt(e) => {
+                    log::error!("Can't load/parse job {id}: {e}");
+                    return Ok(Value::Null);
+                }
+            };
+            if let Some(answer) = check(&job, fields, prev_job_info, prev_log_serial)? {
+                return Ok(answer);
+            }
+            // An unfinished job file nobody runs never changes.
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            return Ok(json!(JOB_NOTCHANGED));
+        };
+        let mut slot = lock(&entry.slot);
+        loop {
+            if let Some(answer) = check(&slot.job, fields, prev_job_info, prev_log_serial)? {
+                return Ok(answer);
+            }
+            let seen = slot.generation;
+            while slot.generation == seen {
+                let now = Instant::now();
+                if now >= deadline || self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Ok(json!(JOB_NOTCHANGED));
+                }
+                slot = entry
+                    .changed
+                    .wait_timeout(slot, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            // Let a burst of changes (log messages) settle into one answer.
+            drop(slot);
+            let pause = CHANGE_BATCH_DELAY.min(deadline.saturating_duration_since(Instant::now()));
+            std::thread::sleep(pause);
+            slot = lock(&entry.slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_is_capped() {
+        assert_eq!(
+            effective_timeout(Duration::from_secs(29)),
+            Duration::from_secs(29)
+        );
+        assert_eq!(effective_timeout(MAX_WAIT_TIMEOUT), MAX_WAIT_TIMEOUT);
+        assert_eq!(
+            effective_timeout(MAX_WAIT_TIMEOUT + Duration::from_secs(1)),
+            MAX_WAIT_TIMEOUT
+        );
+    }
+}
