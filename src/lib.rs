@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod cmd;
+pub mod cmdlib;
 pub mod config;
 pub mod constants;
 pub mod daemon;

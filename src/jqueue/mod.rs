@@ -108,8 +108,11 @@ pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(90);
 /// `JOB_NOTCHANGED`.
 pub const JOB_NOTCHANGED: &str = "nochange";
 /// Stack of a job worker thread: it runs the opcode processor and the
-/// logical units.
-pub const JOB_WORKER_STACK: usize = 256 * 1024;
+/// logical units, and compresses the files it copies to the master
+/// candidates (zlib's compressor state passes through the stack, about
+/// 300 KiB in a debug build). The master daemon does not lock its memory,
+/// so only the pages a thread touches count.
+pub const JOB_WORKER_STACK: usize = 1024 * 1024;
 
 /// Pushes queue changes to the master candidates (2.5.2's
 /// `jobqueue_update`/`jobqueue_rename` RPCs; stage B implements it with

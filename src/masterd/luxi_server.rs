@@ -80,8 +80,9 @@ use crate::sys;
 /// Request worker threads (2.5.2 `CLIENT_REQUEST_WORKERS`).
 pub const CLIENT_REQUEST_WORKERS: usize = 16;
 /// Stack of a request worker: handlers run opcodes (node RPCs, config
-/// updates) on it.
-pub const WORKER_STACK: usize = 256 * 1024;
+/// updates) on it, and a submission compresses the job file it copies to
+/// the master candidates (see `jqueue::JOB_WORKER_STACK`).
+pub const WORKER_STACK: usize = 1024 * 1024;
 /// Listen backlog of the master socket.
 pub const LISTEN_BACKLOG: i32 = 128;
 /// Most connections open at once.

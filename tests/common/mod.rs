@@ -2,6 +2,8 @@
 //! binaries, throw-away certificates, a raw HTTP client.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
