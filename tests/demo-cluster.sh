@@ -86,6 +86,10 @@ run "$bin/gnt-debug" delay --repeat 2 0.2
 run "$bin/gnt-job" list
 run "$bin/gnt-cluster" queue info
 
+stop="$0 stop"
+if [ -n "${ROOT:-}" ] || [ -n "${BIN:-}" ]; then
+	stop="ROOT=$root BIN=$bin $0 stop"
+fi
 cat <<EOF
 
 The cluster $cluster runs in $root:
@@ -94,5 +98,5 @@ The cluster $cluster runs in $root:
 Use it with:
   export GANETI_ROOTDIR=$root GANETI_HOSTNAME=$node GANETI_NODED_PORT=$port
   $bin/gnt-cluster info; $bin/gnt-debug delay 1; $bin/gnt-job info 1
-Stop it and remove everything with: $0 stop
+Stop it and remove everything with: $stop
 EOF
