@@ -19,6 +19,10 @@ cd "$(dirname "$0")/.."
 
 root=${ROOT:-/tmp/ganeti-demo-cluster}
 port=${PORT:-1811}
+# The port of a running demo cluster is kept in its root.
+if [ -z "${PORT:-}" ] && [ -s "$root/demo-port" ]; then
+	port=$(cat "$root/demo-port")
+fi
 bin=${BIN:-$PWD/target/release}
 node=node1.demo.test
 cluster=cluster.demo.test
@@ -65,6 +69,7 @@ if [ -z "${BIN:-}" ]; then
 fi
 
 mkdir -p "$root/etc/ssh" "$root/etc/default"
+echo "$port" >"$root/demo-port"
 printf '127.0.0.1 localhost\n127.0.0.1 %s node1\n127.0.0.2 %s cluster\n' \
 	"$node" "$cluster" >"$root/etc/hosts"
 if [ -r /etc/ssh/ssh_host_rsa_key.pub ]; then
