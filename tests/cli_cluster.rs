@@ -2,7 +2,8 @@
 //! modes, contents, both daemons started, the post-init job), getmaster,
 //! info, version, master-ping, queue, redist-conf, tags, destroy (the node
 //! left clean, and init possible again), and master failover with
-//! `--no-voting` on a two-node cluster in a private network namespace.
+//! and without `--no-voting` on a two-node cluster in a private network
+//! namespace.
 
 #[path = "cli_util/mod.rs"]
 mod cli_util;
@@ -295,9 +296,10 @@ fn addresses() -> String {
 /// A two-node cluster: node1 (127.0.0.1) initialised as master with the
 /// cluster address 192.0.2.50 on `lo`, node2 (127.0.0.2) a second master
 /// candidate with its own root, node daemon and the same files; then
-/// `master-failover --no-voting --yes-do-it` on node2.
+/// `master-failover --no-voting --yes-do-it` on node2, and back to node1
+/// with the vote.
 #[test]
-fn master_failover_without_voting_on_two_nodes() {
+fn master_failover_on_two_nodes_without_and_with_voting() {
     if !private_netns() {
         return;
     }
@@ -444,6 +446,32 @@ fn master_failover_without_voting_on_two_nodes() {
     assert!(
         err.contains("This is not the master node, please connect to node 'node2.example.com'"),
         "{err}"
+    );
+    // And back, this time with the vote: node2 answers that node2 is the
+    // master, which is what node1's ssconf says too.
+    let out = n1.run(GNT_CLUSTER, &["master-failover"]);
+    assert_eq!(
+        result(&out).0,
+        0,
+        "{}{}\n{}",
+        text(&out.stderr),
+        n1.logs(),
+        n2.logs()
+    );
+    assert!(wait_until(SECS, || !alive(new_masterd)));
+    assert!(alive(
+        n1.pid("ganeti-masterd").expect("master pid on node1")
+    ));
+    assert_eq!(
+        ok(&n1.run(GNT_CLUSTER, &["getmaster"])),
+        "node1.example.com\n"
+    );
+    let out = n1.run(GNT_DEBUG, &["delay", "0.01"]);
+    ok(&out);
+    let log = std::fs::read_to_string(n1.path("var/log/ganeti/commands.log")).unwrap();
+    assert!(
+        log.contains("INFO Master failed over from node2.example.com to node1.example.com"),
+        "{log}"
     );
     // Clean up the second node's daemons (the first's go with n1).
     n2.kill();

@@ -275,3 +275,32 @@ fn init_refusals_write_nothing() {
         "{}"
     );
 }
+
+#[test]
+fn tags_from_a_file_are_bounded() {
+    let c = TestCluster::new("cli-tags-limit");
+    let file = c.path("tags");
+    let lines = |n: usize| (0..n).map(|i| format!("tag{i}\n")).collect::<String>();
+    // At the limit the tags are read and the master is asked (there is none).
+    std::fs::write(&file, lines(4096)).unwrap();
+    let (code, _, err) =
+        result(&c.run(GNT_CLUSTER, &["add-tags", "--from", file.to_str().unwrap()]));
+    assert_eq!((code, err.as_str()), (1, NOT_INITIALISED));
+    // One more is refused before that.
+    std::fs::write(&file, lines(4097)).unwrap();
+    let (code, _, err) =
+        result(&c.run(GNT_CLUSTER, &["add-tags", "--from", file.to_str().unwrap()]));
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("Unhandled exception: More than 4096 tags in "),
+        "{err}"
+    );
+    let (code, _, err) = result(&c.run(GNT_CLUSTER, &["remove-tags"]));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "Failure: prerequisites not met for this operation:\nNo tags to be removed\n"
+        )
+    );
+}
