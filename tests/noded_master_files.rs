@@ -908,12 +908,15 @@ fn start_master_reports_the_real_masterds_error() {
         fail(node.call("node_start_master", "[true, false]")),
         "Can't start Ganeti master: exited with exit code 11"
     );
-    // The master, with a configuration: this masterd says what it lacks.
+    // The master, with a broken configuration: masterd says so.
     node.ssconf("master_node", "node1.example.com");
-    std::fs::write(node.path("var/lib/ganeti/config.data"), "{}").unwrap();
+    std::fs::write(node.path("var/lib/ganeti/config.data"), "{").unwrap();
     let msg = fail(node.call("node_start_master", "[true, true]"));
     assert!(msg.starts_with("Can't start Ganeti master: "), "{msg}");
-    assert!(msg.contains("not implemented yet"), "{msg}");
+    assert!(
+        msg.contains("Configuration error while opening the configuration file: "),
+        "{msg}"
+    );
     // Without the configuration file.
     std::fs::remove_file(node.path("var/lib/ganeti/config.data")).unwrap();
     let msg = fail(node.call("node_start_master", "[true, false]"));
