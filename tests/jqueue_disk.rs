@@ -229,6 +229,9 @@ struct Mirror {
     paths: Paths,
     calls: Mutex<Vec<Call>>,
     fail: AtomicBool,
+    /// Panics once on an update of this wire path whose contents hold this
+    /// text (a bug in the RPC layer, outside the executor).
+    panic_once: Mutex<Option<(String, String)>>,
 }
 
 impl Mirror {
@@ -237,6 +240,7 @@ impl Mirror {
             paths: Paths::with_root(&root.dir),
             calls: Mutex::new(Vec::new()),
             fail: AtomicBool::new(false),
+            panic_once: Mutex::new(None),
         })
     }
 
@@ -255,6 +259,16 @@ impl Replicator for Mirror {
             .lock()
             .unwrap()
             .push(Call::Update(wire_path.into(), content.to_vec()));
+        let panic_now = {
+            let mut p = self.panic_once.lock().unwrap();
+            let hit = p.as_ref().is_some_and(|(path, text)| {
+                path == wire_path && String::from_utf8_lossy(content).contains(text.as_str())
+            });
+            hit && p.take().is_some()
+        };
+        if panic_now {
+            panic!("replicator bug");
+        }
         if self.fail.load(Ordering::SeqCst) {
             return Err("node2.example.com: Connection refused".into());
         }
@@ -703,6 +717,30 @@ fn executor_panic_fails_the_opcode_and_the_worker_lives_on() {
     // The single worker still runs jobs.
     let id2 = q.submit_job(vec![jq("next")]).unwrap();
     assert_eq!(wait_status(&q, id2, &["success", "error"]), "success");
+}
+
+#[test]
+fn a_panic_outside_the_opcode_fails_the_job_and_the_worker_lives_on() {
+    let s = Setup::new("jq-panic-save");
+    // The replicator panics while the worker writes job 1 as "waiting",
+    // before the executor is called.
+    *s.mirror.panic_once.lock().unwrap() =
+        Some(("/var/lib/ganeti/queue/job-1".into(), "\"waiting\"".into()));
+    let q = s.open(1);
+    let a = q.submit_job(vec![jq("a"), jq("a2")]).unwrap();
+    let b = q.submit_job(vec![jq("b")]).unwrap();
+    assert_eq!(wait_status(&q, a, &["success", "error"]), "error");
+    let f = s.job_json(a);
+    let failed = json!(["OpExecError", ["Internal error: replicator bug"]]);
+    assert_eq!(f["ops"][0]["status"], json!("error"));
+    assert_eq!(f["ops"][0]["result"], failed);
+    assert_eq!(f["ops"][1]["result"], failed);
+    assert!(f["end_timestamp"].is_array());
+    // The single worker is still there for the next job.
+    assert_eq!(wait_status(&q, b, &["success", "error"]), "success");
+    assert_eq!(s.exec.ran(), ["b"]);
+    // The failed job is finished: it can be archived.
+    assert!(q.archive_job(a).unwrap());
 }
 
 #[test]

@@ -46,8 +46,11 @@
 //!   `jobqueue_update` accepts that much) and the next start-up can still
 //!   read the file.
 //! * A panic in the executor fails the opcode with `OpExecError` instead of
-//!   killing the worker; a job file write that fails while a job runs is
-//!   logged and the job goes on (the next write carries the whole state).
+//!   killing the worker; a panic elsewhere while a worker processes a job
+//!   (a job file write, the replicator) fails the whole job the same way
+//!   and the worker lives on; a job file write that fails while a job runs
+//!   is logged and the job goes on (the next write carries the whole
+//!   state).
 //! * Opening waits at most [`Options::lock_wait`] for the queue lock
 //!   (2.5.2 blocked forever).
 //! * The version check message is formatted ("Found job queue version 2,
