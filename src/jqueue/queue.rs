@@ -919,11 +919,22 @@ fn read_small(path: &Path) -> io::Result<String> {
 }
 
 /// Renames `old` to `new`, creating `new`'s directory, and fsyncs both
-/// directories.
+/// directories. An error means the file was not renamed: once the rename
+/// is done, a failed directory fsync is only logged, since the file has
+/// moved for every reader (and the master candidates must follow).
 fn rename_durably(old: &Path, new: &Path) -> io::Result<()> {
     let new_dir = new.parent().unwrap_or(Path::new("/"));
     fsutil::create_dirs(new_dir, DIR_MODE)?;
     std::fs::rename(old, new)?;
-    fsutil::sync_dir(old.parent().unwrap_or(Path::new("/")))?;
-    fsutil::sync_dir(new_dir)
+    for dir in [old.parent().unwrap_or(Path::new("/")), new_dir] {
+        if let Err(e) = fsutil::sync_dir(dir) {
+            log::error!(
+                "Moved {} to {} but could not fsync {}: {e}; the move may not survive a crash",
+                old.display(),
+                new.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
