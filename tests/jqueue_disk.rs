@@ -956,6 +956,30 @@ fn queue_size_limit_at_5000_and_5001() {
     assert!(q.submit_job(vec![jq("over")]).is_err());
 }
 
+#[test]
+fn an_exhausted_serial_refuses_new_jobs_without_panicking() {
+    let s = Setup::new("jq-serial-max");
+    std::fs::create_dir_all(s.queue()).unwrap();
+    let serial = format!("{}\n", u64::MAX - 1);
+    std::fs::write(s.queue().join("serial"), &serial).unwrap();
+    let q = s.open(0);
+    let want = format!(
+        "Cannot allocate 2 new job ids: the job queue serial is at {}",
+        u64::MAX - 1
+    );
+    for r in q.submit_many_jobs(vec![vec![jq("a")], vec![jq("b")]]) {
+        let e = r.unwrap_err();
+        assert_eq!((e.class, e.to_string()), ("JobQueueError", want.clone()));
+    }
+    assert_eq!(s.read("serial"), serial);
+    // The last id there is.
+    assert_eq!(q.submit_job(vec![jq("last")]).unwrap(), u64::MAX);
+    let e = q.submit_job(vec![jq("none")]).unwrap_err();
+    assert_eq!(e.class, "JobQueueError");
+    assert_eq!(s.read("serial"), format!("{}\n", u64::MAX));
+    assert!(s.job_file(u64::MAX).exists());
+}
+
 // ---------------------------------------------------------------------------
 // Cancel, archive, dependencies
 

@@ -417,8 +417,18 @@ impl Inner {
     /// `_NewSerialsUnlocked`: the serial file is written and replicated
     /// before the ids are used.
     fn new_serials(&self, st: &mut State, count: usize) -> Result<Vec<u64>, GanetiError> {
+        // A serial file edited by hand (or a job file named so) may have
+        // brought the serial near the end of the id range.
+        let last = u64::try_from(count)
+            .ok()
+            .and_then(|n| st.last_serial.checked_add(n))
+            .ok_or_else(|| {
+                queue_error(format!(
+                    "Cannot allocate {count} new job ids: the job queue serial is at {}",
+                    st.last_serial
+                ))
+            })?;
         let first = st.last_serial + 1;
-        let last = st.last_serial + count as u64;
         self.write_file(&self.serial_path(), format!("{last}\n").as_bytes(), true)?;
         st.last_serial = last;
         Ok((first..=last).collect())
