@@ -681,7 +681,8 @@ impl Inner {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let deadline = Instant::now() + timeout;
+        // A timeout too large for the clock is no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let ids = match self.job_ids() {
             Ok(ids) => ids,
             Err(e) => {
@@ -694,7 +695,7 @@ impl Inner {
         let mut pending = Vec::new();
         for (idx, &id) in ids.iter().enumerate() {
             last_touched = idx + 1;
-            if Instant::now() > deadline {
+            if deadline.is_some_and(|d| Instant::now() > d) {
                 break;
             }
             let job = match self.finished_job(&st, id) {
