@@ -648,6 +648,44 @@ fn query_jobs_fields_and_errors() {
     );
 }
 
+#[test]
+fn answers_naming_a_large_field_many_times_are_refused() {
+    // The limit itself is tested at +1 in jqueue::job's unit tests; here
+    // the two ways a LUXI client reaches it.
+    let s = Setup::new("jq-answer-size");
+    let q = s.open(1);
+    // A job whose log holds one 8 MiB message.
+    let big = 8 * 1024 * 1024;
+    let id = q
+        .submit_job(vec![
+            json!({"OP_ID": "OP_TEST_DELAY", "jq": "OP_TEST_JQUEUE", "log_messages": [{"big": big}]}),
+        ])
+        .unwrap();
+    assert_eq!(wait_status(&q, id, &["success", "error"]), "success");
+    assert_eq!(jqueue::job::MAX_ANSWER, 64 * 1024 * 1024);
+    let too_large = format!(
+        "The answer would be larger than {} bytes; ask for fewer jobs or fields",
+        jqueue::job::MAX_ANSWER
+    );
+    // QueryJobs: the rows of one answer share the limit.
+    let e = q.query_jobs(&[id; 9], &fields(&["oplog"])).unwrap_err();
+    assert_eq!(
+        (e.class, e.to_string()),
+        ("JobQueueError", too_large.clone())
+    );
+    // WaitForJobChange: one job, a field named nine times.
+    let e = q
+        .wait_for_job_change(
+            id,
+            &vec!["oplog".to_string(); 9],
+            Value::Null,
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), too_large);
+}
+
 // ---------------------------------------------------------------------------
 // Life cycle
 

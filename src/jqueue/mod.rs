@@ -51,6 +51,10 @@
 //!   and the worker lives on; a job file write that fails while a job runs
 //!   is logged and the job goes on (the next write carries the whole
 //!   state).
+//! * A `QueryJobs` or `WaitForJobChange` answer carries at most
+//!   [`job::MAX_ANSWER`] bytes of job fields (what a LUXI client reads at
+//!   most); past it the call fails with `JobQueueError`, so naming a large
+//!   field or job many times cannot make the master build gigabytes.
 //! * Opening waits at most [`Options::lock_wait`] for the queue lock
 //!   (2.5.2 blocked forever).
 //! * The version check message is formatted ("Found job queue version 2,

@@ -758,9 +758,10 @@ impl Inner {
             (ids.to_vec(), false)
         };
         let mut rows = Vec::with_capacity(ids.len());
+        let mut budget = job::MAX_ANSWER;
         for id in ids {
             match self.read_job(id, true) {
-                Some(job) => rows.push(Value::Array(job.info(fields)?)),
+                Some(job) => rows.push(Value::Array(job.info_within(fields, &mut budget)?)),
                 None if !list_all => rows.push(Value::Null),
                 None => {}
             }
