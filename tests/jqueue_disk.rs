@@ -1440,6 +1440,27 @@ fn wait_for_job_change_is_woken_by_the_change_and_times_out() {
 // Start-up, recovery, ids, shutdown
 
 #[test]
+fn temporary_files_left_by_a_killed_master_are_removed_at_start() {
+    let s = Setup::new("jq-temps");
+    std::fs::create_dir_all(s.queue()).unwrap();
+    // What fsutil::write_atomic leaves when the process dies mid-write.
+    let stale = [".job-5.4242-0-deadbeef.new", ".serial.4242-1-0badf00d.new"];
+    for name in stale {
+        std::fs::write(s.queue().join(name), "{\"id\": \"5\", \"op").unwrap();
+    }
+    // Anything else hidden is not ours to remove.
+    std::fs::write(s.queue().join(".keep"), "x").unwrap();
+    std::fs::create_dir(s.queue().join(".dir.new")).unwrap();
+    let q = s.open(0);
+    for name in stale {
+        assert!(!s.queue().join(name).exists(), "{name}");
+    }
+    assert!(s.queue().join(".keep").exists());
+    assert!(s.queue().join(".dir.new").is_dir());
+    drop(q);
+}
+
+#[test]
 fn opening_creates_checks_and_locks_the_queue() {
     let s = Setup::new("jq-open");
     let q = s.open(1);

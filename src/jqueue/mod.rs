@@ -29,6 +29,8 @@
 //!   like 2.5.2's unparseable files. 2.5.2 left empty files in place.
 //!   Names that match `job-<digits>` but are not canonical (`job-007`, ids
 //!   over 2^64) are ignored and logged.
+//! * At start-up (queue lock held) the temporary files of atomic writes cut
+//!   short by a crash (`.<name>.<pid>-<n>-<random>.new`) are removed.
 //! * At start-up the serial is raised to the highest job id found in the
 //!   queue and in the newest archive directory, so a stale `serial` file can
 //!   never make an id be reused (2.5.2 would overwrite the job files).

@@ -155,6 +155,7 @@ impl Inner {
             pool: Pool::new(),
             closed: AtomicBool::new(false),
         };
+        inner.remove_stale_temp_files();
         inner.check_version()?;
         let serial = inner.read_serial()?;
         let drained = inner.dir.join("drain").exists();
@@ -164,6 +165,32 @@ impl Inner {
         inner.inspect(&mut st)?;
         drop(st);
         Ok((inner, file_lock))
+    }
+
+    /// Removes the temporary files of atomic writes cut short by a crash
+    /// (`.<name>.<pid>-<n>-<random>.new`, see `fsutil::write_atomic`):
+    /// with the queue lock held nobody else writes here, and otherwise they
+    /// would pile up with every crash.
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            if !(name.starts_with('.') && name.ends_with(".new")) {
+                continue;
+            }
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => log::info!("Removed the unfinished temporary file {name}"),
+                Err(e) => log::warn!("Can't remove the temporary file {name}: {e}"),
+            }
+        }
     }
 
     fn check_version(&self) -> Result<(), GanetiError> {
