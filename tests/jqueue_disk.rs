@@ -232,6 +232,9 @@ struct Mirror {
     /// Panics once on an update of this wire path whose contents hold this
     /// text (a bug in the RPC layer, outside the executor).
     panic_once: Mutex<Option<(String, String)>>,
+    /// Updates of this wire path wait until it is cleared.
+    hold: Mutex<Option<String>>,
+    hold_cond: Condvar,
 }
 
 impl Mirror {
@@ -241,7 +244,14 @@ impl Mirror {
             calls: Mutex::new(Vec::new()),
             fail: AtomicBool::new(false),
             panic_once: Mutex::new(None),
+            hold: Mutex::new(None),
+            hold_cond: Condvar::new(),
         })
+    }
+
+    fn release_hold(&self) {
+        *self.hold.lock().unwrap() = None;
+        self.hold_cond.notify_all();
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -269,6 +279,11 @@ impl Replicator for Mirror {
         if panic_now {
             panic!("replicator bug");
         }
+        let mut hold = self.hold.lock().unwrap();
+        while hold.as_deref() == Some(wire_path) {
+            hold = self.hold_cond.wait(hold).unwrap();
+        }
+        drop(hold);
         if self.fail.load(Ordering::SeqCst) {
             return Err("node2.example.com: Connection refused".into());
         }
@@ -1689,6 +1704,37 @@ fn shutdown_finishes_the_current_opcode_and_keeps_queued_work() {
     ran.sort();
     assert_eq!(ran, ["a2", "b"]);
     assert_eq!(s.job_json(a)["ops"][0]["result"], json!("s"));
+}
+
+#[test]
+fn shutdown_waits_for_a_submission_in_progress_before_freeing_the_queue() {
+    let s = Setup::new("jq-shutdown-submit");
+    let q = s.open(0);
+    let serial = "/var/lib/ganeti/queue/serial";
+    *s.mirror.hold.lock().unwrap() = Some(serial.into());
+    let q2 = q.clone();
+    let submitter = std::thread::spawn(move || q2.submit_job(vec![jq("late")]));
+    // The submission is replicating its serial, the queue locked.
+    assert!(wait_until(WAIT, || s
+        .mirror
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Update(p, _) if p == serial))));
+    let q3 = q.clone();
+    let stopper = std::thread::spawn(move || q3.shutdown());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !stopper.is_finished(),
+        "the queue lock must stay held while a submission writes the queue"
+    );
+    s.mirror.release_hold();
+    stopper.join().unwrap();
+    // The submission wrote its job file before the lock was released.
+    assert!(s.job_file(1).exists());
+    assert_eq!(submitter.join().unwrap().unwrap(), 1);
+    let lock =
+        ganeti::fsutil::FileLock::exclusive(&s.queue().join("lock"), Duration::ZERO).unwrap();
+    assert!(lock.is_some());
 }
 
 // ---------------------------------------------------------------------------

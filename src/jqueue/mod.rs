@@ -332,6 +332,8 @@ impl JobQueue {
             return;
         }
         self.inner.pool.stop();
+        // Takes the queue state lock: a submission, cancel or archive in
+        // progress ends before the queue lock is released below.
         self.inner.wake_all_waiters();
         let handles = std::mem::take(&mut *queue::lock(&self.workers));
         let me = std::thread::current().id();
