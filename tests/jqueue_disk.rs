@@ -1010,6 +1010,35 @@ fn queue_size_limit_at_5000_and_5001() {
 }
 
 #[test]
+fn a_corrupt_job_moved_aside_frees_its_place_in_the_queue() {
+    let s = Setup::new("jq-limit-corrupt");
+    let limit = jqueue::JOB_QUEUE_SIZE_HARD_LIMIT;
+    std::fs::create_dir_all(s.queue()).unwrap();
+    for id in 1..limit as u64 {
+        std::fs::write(s.job_file(id), finished_job(id, "success")).unwrap();
+    }
+    let q = s.open(0);
+    assert_eq!(q.submit_job(vec![jq("last")]).unwrap(), 5000);
+    assert!(q.submit_job(vec![jq("over")]).is_err());
+    // Two files go bad; CancelJob and ArchiveJob move them into the
+    // archive, as 2.5.2's _LoadJobUnlocked.
+    std::fs::write(s.job_file(1), "{\"id\": \"1\", \"op").unwrap();
+    std::fs::write(s.job_file(2), "").unwrap();
+    assert_eq!(
+        q.cancel_job(1).unwrap(),
+        (false, "Job 1 not found".to_string())
+    );
+    assert!(!q.archive_job(2).unwrap());
+    assert!(!s.job_file(1).exists() && !s.job_file(2).exists());
+    assert!(s.queue().join("archive/0/job-1").exists());
+    // 4998 files: two places are free.
+    assert_eq!(q.submit_job(vec![jq("a")]).unwrap(), 5002);
+    assert_eq!(q.submit_job(vec![jq("b")]).unwrap(), 5003);
+    let e = q.submit_job(vec![jq("over")]).unwrap_err();
+    assert_eq!(e.encode(), json!(["JobQueueFull", []]));
+}
+
+#[test]
 fn an_exhausted_serial_refuses_new_jobs_without_panicking() {
     let s = Setup::new("jq-serial-max");
     std::fs::create_dir_all(s.queue()).unwrap();

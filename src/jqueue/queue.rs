@@ -252,7 +252,7 @@ impl Inner {
                 last_info = Instant::now();
             }
             max_id = max_id.max(id);
-            let Some(mut job) = self.load_or_move_aside(id) else {
+            let Some(mut job) = self.load_or_move_aside(st, id) else {
                 continue;
             };
             match job.status() {
@@ -401,16 +401,19 @@ impl Inner {
     }
 
     /// Loads `queue/job-<id>`; a corrupt file is moved into the archive
-    /// (2.5.2's `_LoadJobUnlocked`).
-    fn load_or_move_aside(&self, id: u64) -> Option<Job> {
+    /// (2.5.2's `_LoadJobUnlocked`) and no longer counts towards the
+    /// queue size.
+    fn load_or_move_aside(&self, st: &mut State, id: u64) -> Option<Job> {
         match self.load_from_disk(id, false) {
             Loaded::Job(job) => Some(job),
             Loaded::Missing => None,
             Loaded::Corrupt(e) => {
                 log::error!("Can't parse job {id} ({e}), will archive");
                 let pair = [(self.job_path(id), self.archived_path(id))];
-                if let (_, Err(e)) = self.rename_files(&pair) {
-                    log::error!("Moving the corrupt job {id} aside failed: {e}");
+                match self.rename_files(&pair) {
+                    (1, _) => st.queue_size = st.queue_size.saturating_sub(1),
+                    (_, Err(e)) => log::error!("Moving the corrupt job {id} aside failed: {e}"),
+                    (_, Ok(())) => {}
                 }
                 None
             }
@@ -611,7 +614,7 @@ impl Inner {
         self.check_open()?;
         let Some(entry) = st.active.get(&id).cloned() else {
             // Jobs on disk but not in memory are finished.
-            return Ok(match self.load_or_move_aside(id) {
+            return Ok(match self.load_or_move_aside(&mut st, id) {
                 Some(_) => (false, format!("Job {id} is no longer waiting in the queue")),
                 None => (false, format!("Job {id} not found")),
             });
@@ -646,7 +649,7 @@ impl Inner {
     /// The finished job `id` if it is in `queue/` (moving a corrupt file
     /// aside, as `_LoadJobUnlocked`); `Err(())` for a job that exists but
     /// is not finished.
-    fn finished_job(&self, st: &State, id: u64) -> Result<Option<Job>, ()> {
+    fn finished_job(&self, st: &mut State, id: u64) -> Result<Option<Job>, ()> {
         if let Some(entry) = st.active.get(&id) {
             let slot = lock(&entry.slot);
             return if slot.job.status().is_final() {
@@ -655,7 +658,7 @@ impl Inner {
                 Err(())
             };
         }
-        match self.load_or_move_aside(id) {
+        match self.load_or_move_aside(st, id) {
             Some(job) if job.status().is_final() => Ok(Some(job)),
             Some(_) => Err(()),
             None => Ok(None),
@@ -686,7 +689,7 @@ impl Inner {
         log::info!("Archiving job {id}");
         let mut st = lock(&self.state);
         self.check_open()?;
-        match self.finished_job(&st, id) {
+        match self.finished_job(&mut st, id) {
             Ok(Some(_)) => Ok(self.archive_jobs(&mut st, &[id])? == 1),
             Ok(None) => {
                 log::debug!("Job {id} not found");
@@ -725,7 +728,7 @@ impl Inner {
             if deadline.is_some_and(|d| Instant::now() > d) {
                 break;
             }
-            let job = match self.finished_job(&st, id) {
+            let job = match self.finished_job(&mut st, id) {
                 Ok(Some(job)) => job,
                 Ok(None) | Err(()) => continue,
             };
