@@ -354,7 +354,11 @@ impl ConfigWriter {
             .map_err(|e| config_error(format!("Cannot write {wire}: {e}")))
     }
 
-    /// Shared access to the configuration.
+    /// Shared access to the configuration. The lock is not reentrant and
+    /// a waiting writer holds back new readers: drop the guard before
+    /// calling any other method of the writer on the same thread (`update`
+    /// would deadlock at once, `master_candidates`, `expand_*_name` and the
+    /// like as soon as an update is waiting).
     pub fn read(&self) -> ConfigRead<'_> {
         ConfigRead(self.state.read().unwrap_or_else(PoisonError::into_inner))
     }

@@ -127,6 +127,14 @@ pub const JOB_WORKER_STACK: usize = 256 * 1024;
 /// the queue) locked, so a file's updates arrive in order. An `Err` is a
 /// summary of the failed nodes; the queue logs it and goes on (2.5.2 does
 /// not retry either).
+///
+/// Lock order: the queue's state lock, then a job's lock, then whatever
+/// the replicator takes. So an implementation must not wait for the
+/// config writer's lock (a config update distributing config.data over
+/// RPC would stall the whole queue meanwhile, and one whose closure or
+/// feedback called into the queue would deadlock with it): keep its own
+/// copy of the master candidates' addresses, updated when nodes change, as
+/// 2.5.2's queue keeps its own node map.
 pub trait Replicator: Send + Sync {
     fn update(&self, wire_path: &str, content: &[u8]) -> Result<(), String>;
     fn rename(&self, pairs: &[(String, String)]) -> Result<(), String>;
