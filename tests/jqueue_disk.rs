@@ -229,6 +229,12 @@ struct Mirror {
     paths: Paths,
     calls: Mutex<Vec<Call>>,
     fail: AtomicBool,
+    /// Panics once on an update of this wire path whose contents hold this
+    /// text (a bug in the RPC layer, outside the executor).
+    panic_once: Mutex<Option<(String, String)>>,
+    /// Updates of this wire path wait until it is cleared.
+    hold: Mutex<Option<String>>,
+    hold_cond: Condvar,
 }
 
 impl Mirror {
@@ -237,7 +243,15 @@ impl Mirror {
             paths: Paths::with_root(&root.dir),
             calls: Mutex::new(Vec::new()),
             fail: AtomicBool::new(false),
+            panic_once: Mutex::new(None),
+            hold: Mutex::new(None),
+            hold_cond: Condvar::new(),
         })
+    }
+
+    fn release_hold(&self) {
+        *self.hold.lock().unwrap() = None;
+        self.hold_cond.notify_all();
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -255,6 +269,21 @@ impl Replicator for Mirror {
             .lock()
             .unwrap()
             .push(Call::Update(wire_path.into(), content.to_vec()));
+        let panic_now = {
+            let mut p = self.panic_once.lock().unwrap();
+            let hit = p.as_ref().is_some_and(|(path, text)| {
+                path == wire_path && String::from_utf8_lossy(content).contains(text.as_str())
+            });
+            hit && p.take().is_some()
+        };
+        if panic_now {
+            panic!("replicator bug");
+        }
+        let mut hold = self.hold.lock().unwrap();
+        while hold.as_deref() == Some(wire_path) {
+            hold = self.hold_cond.wait(hold).unwrap();
+        }
+        drop(hold);
         if self.fail.load(Ordering::SeqCst) {
             return Err("node2.example.com: Connection refused".into());
         }
@@ -634,6 +663,44 @@ fn query_jobs_fields_and_errors() {
     );
 }
 
+#[test]
+fn answers_naming_a_large_field_many_times_are_refused() {
+    // The limit itself is tested at +1 in jqueue::job's unit tests; here
+    // the two ways a LUXI client reaches it.
+    let s = Setup::new("jq-answer-size");
+    let q = s.open(1);
+    // A job whose log holds one 8 MiB message.
+    let big = 8 * 1024 * 1024;
+    let id = q
+        .submit_job(vec![
+            json!({"OP_ID": "OP_TEST_DELAY", "jq": "OP_TEST_JQUEUE", "log_messages": [{"big": big}]}),
+        ])
+        .unwrap();
+    assert_eq!(wait_status(&q, id, &["success", "error"]), "success");
+    assert_eq!(jqueue::job::MAX_ANSWER, 64 * 1024 * 1024);
+    let too_large = format!(
+        "The answer would be larger than {} bytes; ask for fewer jobs or fields",
+        jqueue::job::MAX_ANSWER
+    );
+    // QueryJobs: the rows of one answer share the limit.
+    let e = q.query_jobs(&[id; 9], &fields(&["oplog"])).unwrap_err();
+    assert_eq!(
+        (e.class, e.to_string()),
+        ("JobQueueError", too_large.clone())
+    );
+    // WaitForJobChange: one job, a field named nine times.
+    let e = q
+        .wait_for_job_change(
+            id,
+            &vec!["oplog".to_string(); 9],
+            Value::Null,
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), too_large);
+}
+
 // ---------------------------------------------------------------------------
 // Life cycle
 
@@ -703,6 +770,30 @@ fn executor_panic_fails_the_opcode_and_the_worker_lives_on() {
     // The single worker still runs jobs.
     let id2 = q.submit_job(vec![jq("next")]).unwrap();
     assert_eq!(wait_status(&q, id2, &["success", "error"]), "success");
+}
+
+#[test]
+fn a_panic_outside_the_opcode_fails_the_job_and_the_worker_lives_on() {
+    let s = Setup::new("jq-panic-save");
+    // The replicator panics while the worker writes job 1 as "waiting",
+    // before the executor is called.
+    *s.mirror.panic_once.lock().unwrap() =
+        Some(("/var/lib/ganeti/queue/job-1".into(), "\"waiting\"".into()));
+    let q = s.open(1);
+    let a = q.submit_job(vec![jq("a"), jq("a2")]).unwrap();
+    let b = q.submit_job(vec![jq("b")]).unwrap();
+    assert_eq!(wait_status(&q, a, &["success", "error"]), "error");
+    let f = s.job_json(a);
+    let failed = json!(["OpExecError", ["Internal error: replicator bug"]]);
+    assert_eq!(f["ops"][0]["status"], json!("error"));
+    assert_eq!(f["ops"][0]["result"], failed);
+    assert_eq!(f["ops"][1]["result"], failed);
+    assert!(f["end_timestamp"].is_array());
+    // The single worker is still there for the next job.
+    assert_eq!(wait_status(&q, b, &["success", "error"]), "success");
+    assert_eq!(s.exec.ran(), ["b"]);
+    // The failed job is finished: it can be archived.
+    assert!(q.archive_job(a).unwrap());
 }
 
 #[test]
@@ -918,6 +1009,59 @@ fn queue_size_limit_at_5000_and_5001() {
     assert!(q.submit_job(vec![jq("over")]).is_err());
 }
 
+#[test]
+fn a_corrupt_job_moved_aside_frees_its_place_in_the_queue() {
+    let s = Setup::new("jq-limit-corrupt");
+    let limit = jqueue::JOB_QUEUE_SIZE_HARD_LIMIT;
+    std::fs::create_dir_all(s.queue()).unwrap();
+    for id in 1..limit as u64 {
+        std::fs::write(s.job_file(id), finished_job(id, "success")).unwrap();
+    }
+    let q = s.open(0);
+    assert_eq!(q.submit_job(vec![jq("last")]).unwrap(), 5000);
+    assert!(q.submit_job(vec![jq("over")]).is_err());
+    // Two files go bad; CancelJob and ArchiveJob move them into the
+    // archive, as 2.5.2's _LoadJobUnlocked.
+    std::fs::write(s.job_file(1), "{\"id\": \"1\", \"op").unwrap();
+    std::fs::write(s.job_file(2), "").unwrap();
+    assert_eq!(
+        q.cancel_job(1).unwrap(),
+        (false, "Job 1 not found".to_string())
+    );
+    assert!(!q.archive_job(2).unwrap());
+    assert!(!s.job_file(1).exists() && !s.job_file(2).exists());
+    assert!(s.queue().join("archive/0/job-1").exists());
+    // 4998 files: two places are free.
+    assert_eq!(q.submit_job(vec![jq("a")]).unwrap(), 5002);
+    assert_eq!(q.submit_job(vec![jq("b")]).unwrap(), 5003);
+    let e = q.submit_job(vec![jq("over")]).unwrap_err();
+    assert_eq!(e.encode(), json!(["JobQueueFull", []]));
+}
+
+#[test]
+fn an_exhausted_serial_refuses_new_jobs_without_panicking() {
+    let s = Setup::new("jq-serial-max");
+    std::fs::create_dir_all(s.queue()).unwrap();
+    let serial = format!("{}\n", u64::MAX - 1);
+    std::fs::write(s.queue().join("serial"), &serial).unwrap();
+    let q = s.open(0);
+    let want = format!(
+        "Cannot allocate 2 new job ids: the job queue serial is at {}",
+        u64::MAX - 1
+    );
+    for r in q.submit_many_jobs(vec![vec![jq("a")], vec![jq("b")]]) {
+        let e = r.unwrap_err();
+        assert_eq!((e.class, e.to_string()), ("JobQueueError", want.clone()));
+    }
+    assert_eq!(s.read("serial"), serial);
+    // The last id there is.
+    assert_eq!(q.submit_job(vec![jq("last")]).unwrap(), u64::MAX);
+    let e = q.submit_job(vec![jq("none")]).unwrap_err();
+    assert_eq!(e.class, "JobQueueError");
+    assert_eq!(s.read("serial"), format!("{}\n", u64::MAX));
+    assert!(s.job_file(u64::MAX).exists());
+}
+
 // ---------------------------------------------------------------------------
 // Cancel, archive, dependencies
 
@@ -1028,6 +1172,9 @@ fn archive_and_auto_archive() {
     );
     q.cancel_job(blocked).unwrap();
     wait_status(&q, blocked, &["canceled"]);
+    // A timeout past what a clock can hold means no deadline (the LUXI
+    // layer may pass any number the client sent).
+    assert_eq!(q.auto_archive_jobs(-1, Duration::MAX), (1, 0));
 }
 
 #[test]
@@ -1337,6 +1484,27 @@ fn wait_for_job_change_is_woken_by_the_change_and_times_out() {
 // Start-up, recovery, ids, shutdown
 
 #[test]
+fn temporary_files_left_by_a_killed_master_are_removed_at_start() {
+    let s = Setup::new("jq-temps");
+    std::fs::create_dir_all(s.queue()).unwrap();
+    // What fsutil::write_atomic leaves when the process dies mid-write.
+    let stale = [".job-5.4242-0-deadbeef.new", ".serial.4242-1-0badf00d.new"];
+    for name in stale {
+        std::fs::write(s.queue().join(name), "{\"id\": \"5\", \"op").unwrap();
+    }
+    // Anything else hidden is not ours to remove.
+    std::fs::write(s.queue().join(".keep"), "x").unwrap();
+    std::fs::create_dir(s.queue().join(".dir.new")).unwrap();
+    let q = s.open(0);
+    for name in stale {
+        assert!(!s.queue().join(name).exists(), "{name}");
+    }
+    assert!(s.queue().join(".keep").exists());
+    assert!(s.queue().join(".dir.new").is_dir());
+    drop(q);
+}
+
+#[test]
 fn opening_creates_checks_and_locks_the_queue() {
     let s = Setup::new("jq-open");
     let q = s.open(1);
@@ -1565,6 +1733,37 @@ fn shutdown_finishes_the_current_opcode_and_keeps_queued_work() {
     ran.sort();
     assert_eq!(ran, ["a2", "b"]);
     assert_eq!(s.job_json(a)["ops"][0]["result"], json!("s"));
+}
+
+#[test]
+fn shutdown_waits_for_a_submission_in_progress_before_freeing_the_queue() {
+    let s = Setup::new("jq-shutdown-submit");
+    let q = s.open(0);
+    let serial = "/var/lib/ganeti/queue/serial";
+    *s.mirror.hold.lock().unwrap() = Some(serial.into());
+    let q2 = q.clone();
+    let submitter = std::thread::spawn(move || q2.submit_job(vec![jq("late")]));
+    // The submission is replicating its serial, the queue locked.
+    assert!(wait_until(WAIT, || s
+        .mirror
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Update(p, _) if p == serial))));
+    let q3 = q.clone();
+    let stopper = std::thread::spawn(move || q3.shutdown());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !stopper.is_finished(),
+        "the queue lock must stay held while a submission writes the queue"
+    );
+    s.mirror.release_hold();
+    stopper.join().unwrap();
+    // The submission wrote its job file before the lock was released.
+    assert!(s.job_file(1).exists());
+    assert_eq!(submitter.join().unwrap().unwrap(), 1);
+    let lock =
+        ganeti::fsutil::FileLock::exclusive(&s.queue().join("lock"), Duration::ZERO).unwrap();
+    assert!(lock.is_some());
 }
 
 // ---------------------------------------------------------------------------

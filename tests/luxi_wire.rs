@@ -600,6 +600,49 @@ fn an_answer_nobody_reads_holds_no_worker_and_is_dropped_after_the_write_timeout
 }
 
 #[test]
+fn unread_answers_past_the_answer_budget_are_written_by_their_workers() {
+    let _heavy = heavy();
+    let budget = 8 * 1024 * 1024;
+    let options = Options {
+        workers: 2,
+        answer_budget: budget,
+        ..Options::default()
+    };
+    let server = Server::with("luxi-answerbudget", options);
+    // Six clients ask for 3 MiB answers and do not read them yet.
+    let big = "z".repeat(3 * 1024 * 1024);
+    let mut lazy: Vec<UnixStream> = (0..6).map(|_| server.raw()).collect();
+    for s in &mut lazy {
+        s.write_all(&request("Echo", json!(big))).unwrap();
+    }
+    // Two answers fit in the budget and wait in the I/O thread; the next
+    // two are being written by the two workers themselves, so the last two
+    // requests wait for a worker: memory stays bounded.
+    assert!(wait_until(Duration::from_secs(10), || {
+        server.handler.calls().len() == 4
+    }));
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.handler.calls().len(), 4);
+    let unsent = server.running.unsent_answer_bytes();
+    assert!(unsent > budget / 2 && unsent <= budget, "{unsent}");
+    // Every answer arrives whole once the clients read.
+    for s in &mut lazy {
+        let mut got = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        while got.last() != Some(&EOM) {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed after {} bytes", got.len());
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(answer(&got).result, json!(big));
+    }
+    assert!(wait_until(Duration::from_secs(5), || {
+        server.running.unsent_answer_bytes() == 0
+    }));
+    assert_eq!(server.handler.calls().len(), 6);
+}
+
+#[test]
 fn past_the_connection_cap_the_oldest_idle_connection_makes_room() {
     let _heavy = heavy();
     let server = Server::start("luxi-cap");

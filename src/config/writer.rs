@@ -3,6 +3,10 @@
 //! (2.5.2's file-identity check, atomic fsynced replace, mode 0640), copied
 //! to the other master candidates and, when the cluster serial grew, the
 //! ssconf values pushed to every online node.
+//!
+//! Unlike 2.5.2 the directory is fsynced after the rename. Should that
+//! fsync fail, the new file is already the configuration every reader sees,
+//! so the write counts as done (and is distributed); the error is logged.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashSet};
@@ -86,13 +90,48 @@ fn safe_write(
         owner: None,
         times: None,
     };
-    fsutil::write_atomic(path, data, &meta)
-        .map_err(|e| config_error(format!("Cannot write {wire}: {e}")))?;
+    if let Err(e) = fsutil::write_atomic(path, data, &meta) {
+        // Only the directory fsync fails after the rename. The new file is
+        // then what every reader sees: refusing now would leave the writer
+        // holding the old data and the old file id, so that every later
+        // update failed as "modified since the last write".
+        return match replaced_by(path, ours, data) {
+            Some(id) => {
+                log::error!(
+                    "Writing {wire}: {e}; the new configuration is in place but may not \
+                     survive a crash of this node"
+                );
+                Ok(id)
+            }
+            None => Err(config_error(format!("Cannot write {wire}: {e}"))),
+        };
+    }
     let id = std::fs::symlink_metadata(path)
         .map(|m| FileId::of(&m))
         .map_err(|e| config_error(format!("Cannot stat {wire}: {e}")))?;
     drop(file);
     Ok(id)
+}
+
+/// After a failed atomic write: the id of the file now at `path` when it
+/// is no longer the one last read or written (`ours`) and holds exactly
+/// `data`, i.e. the rename happened; `None` when the old file is still
+/// there (or anything else is).
+fn replaced_by(path: &Path, ours: FileId, data: &[u8]) -> Option<FileId> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let id = FileId::of(&file.metadata().ok()?);
+    if (id.dev, id.ino) == (ours.dev, ours.ino) {
+        return None;
+    }
+    let mut found = Vec::with_capacity(data.len());
+    file.take(data.len() as u64 + 1)
+        .read_to_end(&mut found)
+        .ok()?;
+    (found == data).then_some(id)
 }
 
 /// Reads `config.data`: no symbolic link, at most [`MAX_CONFIG_SIZE`]
@@ -315,7 +354,11 @@ impl ConfigWriter {
             .map_err(|e| config_error(format!("Cannot write {wire}: {e}")))
     }
 
-    /// Shared access to the configuration.
+    /// Shared access to the configuration. The lock is not reentrant and
+    /// a waiting writer holds back new readers: drop the guard before
+    /// calling any other method of the writer on the same thread (`update`
+    /// would deadlock at once, `master_candidates`, `expand_*_name` and the
+    /// like as soon as an update is waiting).
     pub fn read(&self) -> ConfigRead<'_> {
         ConfigRead(self.state.read().unwrap_or_else(PoisonError::into_inner))
     }
@@ -686,6 +729,31 @@ mod tests {
     fn the_writer_is_shared_between_threads() {
         shared::<ConfigWriter>();
         shared::<Arc<ConfigWriter>>();
+    }
+
+    #[test]
+    fn a_write_whose_rename_happened_is_recognised() {
+        let dir = std::env::temp_dir().join(format!("ganeti-cfg-replaced-{}", sys::getpid()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.data");
+        std::fs::write(&path, b"old").unwrap();
+        let ours = FileId::of(&std::fs::metadata(&path).unwrap());
+        // The rename did not happen: the old file is still there, even if
+        // its contents were what we meant to write.
+        assert_eq!(replaced_by(&path, ours, b"old"), None);
+        assert_eq!(replaced_by(&path, ours, b"new"), None);
+        // It happened: a new file with exactly our data.
+        let temp = dir.join(".config.data.tmp");
+        std::fs::write(&temp, b"new").unwrap();
+        std::fs::rename(&temp, &path).unwrap();
+        let now = FileId::of(&std::fs::metadata(&path).unwrap());
+        assert_eq!(replaced_by(&path, ours, b"new"), Some(now));
+        // Someone else's file, or a longer one, is not ours.
+        assert_eq!(replaced_by(&path, ours, b"ne"), None);
+        assert_eq!(replaced_by(&path, ours, b"newer"), None);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(replaced_by(&path, ours, b"new"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

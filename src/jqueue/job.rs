@@ -37,6 +37,37 @@ pub const PRECEDING_FAILED: &str = "Preceding opcode failed";
 /// stopped.
 pub const UNCLEAN_SHUTDOWN: &str = "Unclean master daemon shutdown";
 
+/// Most bytes of JSON one `QueryJobs` or `WaitForJobChange` answer may
+/// carry in job fields: what a LUXI client reads at most
+/// ([`crate::luxi::MAX_RESPONSE`]).
+pub const MAX_ANSWER: usize = crate::luxi::MAX_RESPONSE;
+
+/// The error for an answer over [`MAX_ANSWER`] (2.5.2 had no limit).
+pub fn answer_too_large() -> GanetiError {
+    GanetiError::msg(
+        "JobQueueError",
+        format!("The answer would be larger than {MAX_ANSWER} bytes; ask for fewer jobs or fields"),
+    )
+}
+
+/// The length of a value's compact JSON, without building the text.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
+}
+
 /// `[seconds, microseconds]`, as `utils.SplitTime(time.time())`.
 pub type Timestamp = (i64, i64);
 
@@ -275,41 +306,60 @@ impl Job {
     }
 
     /// `GetInfo(fields)`: one value per field; an unknown field is
-    /// `OpExecError("Invalid self query field '<f>'")`.
+    /// `OpExecError("Invalid self query field '<f>'")`. At most
+    /// [`MAX_ANSWER`] bytes of JSON.
     pub fn info(&self, fields: &[String]) -> Result<Vec<Value>, GanetiError> {
+        self.info_within(fields, &mut MAX_ANSWER.clone())
+    }
+
+    /// [`Job::info`] drawing the JSON size of every value from `budget`
+    /// (shared by the rows of one answer); past it the answer is refused
+    /// ([`answer_too_large`]), so a request naming a large field (or job)
+    /// many times cannot make the master build gigabytes.
+    pub fn info_within(
+        &self,
+        fields: &[String],
+        budget: &mut usize,
+    ) -> Result<Vec<Value>, GanetiError> {
+        let mut row = Vec::with_capacity(fields.len().min(64));
+        for field in fields {
+            let value = self.field(field)?;
+            // The value and a separator.
+            let size = json_len(&value) + 1;
+            *budget = budget.checked_sub(size).ok_or_else(answer_too_large)?;
+            row.push(value);
+        }
+        Ok(row)
+    }
+
+    /// One `GetInfo` field.
+    fn field(&self, field: &str) -> Result<Value, GanetiError> {
         let ts = |t: &Option<Timestamp>| t.map_or(Value::Null, |(s, u)| json!([s, u]));
         let per_op = |f: &dyn Fn(&QueuedOp) -> Value| -> Value {
             Value::Array(self.ops.iter().map(f).collect())
         };
-        fields
-            .iter()
-            .map(|field| {
-                Ok(match field.as_str() {
-                    "id" => json!(self.id.to_string()),
-                    "status" => json!(self.status().as_str()),
-                    "priority" => json!(self.priority()),
-                    "ops" => per_op(&|op| Value::Object(op.input.clone())),
-                    "opresult" => per_op(&|op| op.result.clone()),
-                    "opstatus" => per_op(&|op| json!(op.status.as_str())),
-                    "oplog" => {
-                        per_op(&|op| Value::Array(op.log.iter().map(LogEntry::to_value).collect()))
-                    }
-                    "opstart" => per_op(&|op| ts(&op.start_timestamp)),
-                    "opexec" => per_op(&|op| ts(&op.exec_timestamp)),
-                    "opend" => per_op(&|op| ts(&op.end_timestamp)),
-                    "oppriority" => per_op(&|op| json!(op.priority)),
-                    "received_ts" => ts(&self.received_timestamp),
-                    "start_ts" => ts(&self.start_timestamp),
-                    "end_ts" => ts(&self.end_timestamp),
-                    "summary" => per_op(&|op| json!(op_summary(&op.input))),
-                    other => {
-                        return Err(GanetiError::exec(format!(
-                            "Invalid self query field '{other}'"
-                        )))
-                    }
-                })
-            })
-            .collect()
+        Ok(match field {
+            "id" => json!(self.id.to_string()),
+            "status" => json!(self.status().as_str()),
+            "priority" => json!(self.priority()),
+            "ops" => per_op(&|op| Value::Object(op.input.clone())),
+            "opresult" => per_op(&|op| op.result.clone()),
+            "opstatus" => per_op(&|op| json!(op.status.as_str())),
+            "oplog" => per_op(&|op| Value::Array(op.log.iter().map(LogEntry::to_value).collect())),
+            "opstart" => per_op(&|op| ts(&op.start_timestamp)),
+            "opexec" => per_op(&|op| ts(&op.exec_timestamp)),
+            "opend" => per_op(&|op| ts(&op.end_timestamp)),
+            "oppriority" => per_op(&|op| json!(op.priority)),
+            "received_ts" => ts(&self.received_timestamp),
+            "start_ts" => ts(&self.start_timestamp),
+            "end_ts" => ts(&self.end_timestamp),
+            "summary" => per_op(&|op| json!(op_summary(&op.input))),
+            other => {
+                return Err(GanetiError::exec(format!(
+                    "Invalid self query field '{other}'"
+                )))
+            }
+        })
     }
 
     /// `Serialize()`: the object written to the job file (2.5.2 writes the
@@ -716,6 +766,31 @@ mod tests {
             invalid_priority(1, &json!(5)).to_string(),
             "Opcode 1 has invalid priority 5, allowed are 0, 10, -10"
         );
+    }
+
+    #[test]
+    fn job_info_stops_at_its_byte_budget_and_one_byte_over() {
+        let mut j = job(&[Status::Success]);
+        j.ops[0].log.push(LogEntry {
+            serial: 1,
+            time: (5, 6),
+            log_type: "message".into(),
+            message: json!("x".repeat(1000)),
+        });
+        let oplog = vec!["oplog".to_string()];
+        let one = json_len(&j.info(&oplog).unwrap()[0]) + 1;
+        let three = vec!["oplog".to_string(); 3];
+        let mut budget = 3 * one;
+        assert_eq!(j.info_within(&three, &mut budget).unwrap().len(), 3);
+        assert_eq!(budget, 0);
+        let mut budget = 3 * one - 1;
+        let e = j.info_within(&three, &mut budget).unwrap_err();
+        assert_eq!(e, answer_too_large());
+        assert_eq!(e.class, "JobQueueError");
+        // Many small fields are fine.
+        let many = vec!["status".to_string(); 10000];
+        assert_eq!(j.info(&many).unwrap().len(), 10000);
+        assert_eq!(json_len(&json!(["a", 1, null])), 12);
     }
 
     #[test]

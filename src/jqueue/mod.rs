@@ -29,6 +29,8 @@
 //!   like 2.5.2's unparseable files. 2.5.2 left empty files in place.
 //!   Names that match `job-<digits>` but are not canonical (`job-007`, ids
 //!   over 2^64) are ignored and logged.
+//! * At start-up (queue lock held) the temporary files of atomic writes cut
+//!   short by a crash (`.<name>.<pid>-<n>-<random>.new`) are removed.
 //! * At start-up the serial is raised to the highest job id found in the
 //!   queue and in the newest archive directory, so a stale `serial` file can
 //!   never make an id be reused (2.5.2 would overwrite the job files).
@@ -46,8 +48,15 @@
 //!   `jobqueue_update` accepts that much) and the next start-up can still
 //!   read the file.
 //! * A panic in the executor fails the opcode with `OpExecError` instead of
-//!   killing the worker; a job file write that fails while a job runs is
-//!   logged and the job goes on (the next write carries the whole state).
+//!   killing the worker; a panic elsewhere while a worker processes a job
+//!   (a job file write, the replicator) fails the whole job the same way
+//!   and the worker lives on; a job file write that fails while a job runs
+//!   is logged and the job goes on (the next write carries the whole
+//!   state).
+//! * A `QueryJobs` or `WaitForJobChange` answer carries at most
+//!   [`job::MAX_ANSWER`] bytes of job fields (what a LUXI client reads at
+//!   most); past it the call fails with `JobQueueError`, so naming a large
+//!   field or job many times cannot make the master build gigabytes.
 //! * Opening waits at most [`Options::lock_wait`] for the queue lock
 //!   (2.5.2 blocked forever).
 //! * The version check message is formatted ("Found job queue version 2,
@@ -133,6 +142,14 @@ pub const JOB_WORKER_STACK: usize = 1024 * 1024;
 /// the queue) locked, so a file's updates arrive in order. An `Err` is a
 /// summary of the failed nodes; the queue logs it and goes on (2.5.2 does
 /// not retry either).
+///
+/// Lock order: the queue's state lock, then a job's lock, then whatever
+/// the replicator takes. So an implementation must not wait for the
+/// config writer's lock (a config update distributing config.data over
+/// RPC would stall the whole queue meanwhile, and one whose closure or
+/// feedback called into the queue would deadlock with it): keep its own
+/// copy of the master candidates' addresses, updated when nodes change, as
+/// 2.5.2's queue keeps its own node map.
 pub trait Replicator: Send + Sync {
     fn update(&self, wire_path: &str, content: &[u8]) -> Result<(), String>;
     fn rename(&self, pairs: &[(String, String)]) -> Result<(), String>;
@@ -338,6 +355,8 @@ impl JobQueue {
             return;
         }
         self.inner.pool.stop();
+        // Takes the queue state lock: a submission, cancel or archive in
+        // progress ends before the queue lock is released below.
         self.inner.wake_all_waiters();
         let handles = std::mem::take(&mut *queue::lock(&self.workers));
         let me = std::thread::current().id();

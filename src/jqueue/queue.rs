@@ -155,6 +155,7 @@ impl Inner {
             pool: Pool::new(),
             closed: AtomicBool::new(false),
         };
+        inner.remove_stale_temp_files();
         inner.check_version()?;
         let serial = inner.read_serial()?;
         let drained = inner.dir.join("drain").exists();
@@ -164,6 +165,32 @@ impl Inner {
         inner.inspect(&mut st)?;
         drop(st);
         Ok((inner, file_lock))
+    }
+
+    /// Removes the temporary files of atomic writes cut short by a crash
+    /// (`.<name>.<pid>-<n>-<random>.new`, see `fsutil::write_atomic`):
+    /// with the queue lock held nobody else writes here, and otherwise they
+    /// would pile up with every crash.
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            if !(name.starts_with('.') && name.ends_with(".new")) {
+                continue;
+            }
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => log::info!("Removed the unfinished temporary file {name}"),
+                Err(e) => log::warn!("Can't remove the temporary file {name}: {e}"),
+            }
+        }
     }
 
     fn check_version(&self) -> Result<(), GanetiError> {
@@ -225,7 +252,7 @@ impl Inner {
                 last_info = Instant::now();
             }
             max_id = max_id.max(id);
-            let Some(mut job) = self.load_or_move_aside(id) else {
+            let Some(mut job) = self.load_or_move_aside(st, id) else {
                 continue;
             };
             match job.status() {
@@ -374,16 +401,19 @@ impl Inner {
     }
 
     /// Loads `queue/job-<id>`; a corrupt file is moved into the archive
-    /// (2.5.2's `_LoadJobUnlocked`).
-    fn load_or_move_aside(&self, id: u64) -> Option<Job> {
+    /// (2.5.2's `_LoadJobUnlocked`) and no longer counts towards the
+    /// queue size.
+    fn load_or_move_aside(&self, st: &mut State, id: u64) -> Option<Job> {
         match self.load_from_disk(id, false) {
             Loaded::Job(job) => Some(job),
             Loaded::Missing => None,
             Loaded::Corrupt(e) => {
                 log::error!("Can't parse job {id} ({e}), will archive");
                 let pair = [(self.job_path(id), self.archived_path(id))];
-                if let (_, Err(e)) = self.rename_files(&pair) {
-                    log::error!("Moving the corrupt job {id} aside failed: {e}");
+                match self.rename_files(&pair) {
+                    (1, _) => st.queue_size = st.queue_size.saturating_sub(1),
+                    (_, Err(e)) => log::error!("Moving the corrupt job {id} aside failed: {e}"),
+                    (_, Ok(())) => {}
                 }
                 None
             }
@@ -417,8 +447,18 @@ impl Inner {
     /// `_NewSerialsUnlocked`: the serial file is written and replicated
     /// before the ids are used.
     fn new_serials(&self, st: &mut State, count: usize) -> Result<Vec<u64>, GanetiError> {
+        // A serial file edited by hand (or a job file named so) may have
+        // brought the serial near the end of the id range.
+        let last = u64::try_from(count)
+            .ok()
+            .and_then(|n| st.last_serial.checked_add(n))
+            .ok_or_else(|| {
+                queue_error(format!(
+                    "Cannot allocate {count} new job ids: the job queue serial is at {}",
+                    st.last_serial
+                ))
+            })?;
         let first = st.last_serial + 1;
-        let last = st.last_serial + count as u64;
         self.write_file(&self.serial_path(), format!("{last}\n").as_bytes(), true)?;
         st.last_serial = last;
         Ok((first..=last).collect())
@@ -570,7 +610,7 @@ impl Inner {
         self.check_open()?;
         let Some(entry) = st.active.get(&id).cloned() else {
             // Jobs on disk but not in memory are finished.
-            return Ok(match self.load_or_move_aside(id) {
+            return Ok(match self.load_or_move_aside(&mut st, id) {
                 Some(_) => (false, format!("Job {id} is no longer waiting in the queue")),
                 None => (false, format!("Job {id} not found")),
             });
@@ -605,7 +645,7 @@ impl Inner {
     /// The finished job `id` if it is in `queue/` (moving a corrupt file
     /// aside, as `_LoadJobUnlocked`); `Err(())` for a job that exists but
     /// is not finished.
-    fn finished_job(&self, st: &State, id: u64) -> Result<Option<Job>, ()> {
+    fn finished_job(&self, st: &mut State, id: u64) -> Result<Option<Job>, ()> {
         if let Some(entry) = st.active.get(&id) {
             let slot = lock(&entry.slot);
             return if slot.job.status().is_final() {
@@ -614,7 +654,7 @@ impl Inner {
                 Err(())
             };
         }
-        match self.load_or_move_aside(id) {
+        match self.load_or_move_aside(st, id) {
             Some(job) if job.status().is_final() => Ok(Some(job)),
             Some(_) => Err(()),
             None => Ok(None),
@@ -645,7 +685,7 @@ impl Inner {
         log::info!("Archiving job {id}");
         let mut st = lock(&self.state);
         self.check_open()?;
-        match self.finished_job(&st, id) {
+        match self.finished_job(&mut st, id) {
             Ok(Some(_)) => Ok(self.archive_jobs(&mut st, &[id])? == 1),
             Ok(None) => {
                 log::debug!("Job {id} not found");
@@ -667,7 +707,8 @@ impl Inner {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let deadline = Instant::now() + timeout;
+        // A timeout too large for the clock is no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let ids = match self.job_ids() {
             Ok(ids) => ids,
             Err(e) => {
@@ -680,10 +721,10 @@ impl Inner {
         let mut pending = Vec::new();
         for (idx, &id) in ids.iter().enumerate() {
             last_touched = idx + 1;
-            if Instant::now() > deadline {
+            if deadline.is_some_and(|d| Instant::now() > d) {
                 break;
             }
-            let job = match self.finished_job(&st, id) {
+            let job = match self.finished_job(&mut st, id) {
                 Ok(Some(job)) => job,
                 Ok(None) | Err(()) => continue,
             };
@@ -743,9 +784,10 @@ impl Inner {
             (ids.to_vec(), false)
         };
         let mut rows = Vec::with_capacity(ids.len());
+        let mut budget = job::MAX_ANSWER;
         for id in ids {
             match self.read_job(id, true) {
-                Some(job) => rows.push(Value::Array(job.info(fields)?)),
+                Some(job) => rows.push(Value::Array(job.info_within(fields, &mut budget)?)),
                 None if !list_all => rows.push(Value::Null),
                 None => {}
             }
@@ -915,11 +957,22 @@ fn read_small(path: &Path) -> io::Result<String> {
 }
 
 /// Renames `old` to `new`, creating `new`'s directory, and fsyncs both
-/// directories.
+/// directories. An error means the file was not renamed: once the rename
+/// is done, a failed directory fsync is only logged, since the file has
+/// moved for every reader (and the master candidates must follow).
 fn rename_durably(old: &Path, new: &Path) -> io::Result<()> {
     let new_dir = new.parent().unwrap_or(Path::new("/"));
     fsutil::create_dirs(new_dir, DIR_MODE)?;
     std::fs::rename(old, new)?;
-    fsutil::sync_dir(old.parent().unwrap_or(Path::new("/")))?;
-    fsutil::sync_dir(new_dir)
+    for dir in [old.parent().unwrap_or(Path::new("/")), new_dir] {
+        if let Err(e) = fsutil::sync_dir(dir) {
+            log::error!(
+                "Moved {} to {} but could not fsync {}: {e}; the move may not survive a crash",
+                old.display(),
+                new.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }

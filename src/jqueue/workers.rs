@@ -274,7 +274,9 @@ enum Step {
     WaitDep,
 }
 
-/// `_JobQueueWorker.RunTask`.
+/// `_JobQueueWorker.RunTask`. A panic outside the executor (in a job file
+/// write, the replicator, a dependency check) fails the job instead of
+/// ending the worker thread and leaving the job unfinished forever.
 fn run_task(inner: &Arc<Inner>, worker: &str, id: u64) {
     let entry = lock(&inner.state).active.get(&id).cloned();
     let Some(entry) = entry else {
@@ -282,10 +284,48 @@ fn run_task(inner: &Arc<Inner>, worker: &str, id: u64) {
         return;
     };
     set_task_name(format!("{worker}/Job{id}"));
-    match process(inner, worker, &entry) {
-        Step::Finished => inner.job_finished(id),
-        Step::Defer(prio) => inner.pool.add(id, prio),
-        Step::WaitDep => {}
+    match catch_unwind(AssertUnwindSafe(|| process(inner, worker, &entry))) {
+        Ok(Step::Finished) => inner.job_finished(id),
+        Ok(Step::Defer(prio)) => inner.pool.add(id, prio),
+        Ok(Step::WaitDep) => {}
+        Err(panic) => {
+            let what = panic_text(panic.as_ref());
+            log::error!("Job {id}: processing panicked: {what}; failing the job");
+            fail_after_panic(inner, &entry, &what);
+            inner.job_finished(id);
+        }
+    }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Finalises a job whose processing panicked: its unfinished opcodes fail
+/// with `OpExecError("Internal error: ...")` and the file is written (the
+/// locks the panic poisoned are taken over; a second panic while writing
+/// is only logged).
+fn fail_after_panic(inner: &Arc<Inner>, entry: &Arc<JobEntry>, what: &str) {
+    let written = catch_unwind(AssertUnwindSafe(|| {
+        let mut slot = lock(&entry.slot);
+        slot.ctx = None;
+        if slot.job.status().is_final() {
+            // The panic may have come before the watchers were woken.
+            inner.touched(entry, &mut slot);
+            return;
+        }
+        let result = GanetiError::exec(format!("Internal error: {what}")).encode();
+        slot.job.mark_unfinished(Status::Error, result);
+        slot.job.finalize();
+        inner.save(entry, &mut slot, true);
+    }));
+    if written.is_err() {
+        log::error!("Job {}: writing the failed job panicked too", entry.id);
     }
 }
 
@@ -386,11 +426,7 @@ fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
                     (Status::Success, v)
                 }
                 Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
+                    let what = panic_text(panic.as_ref());
                     log::error!("Op {}/{count}: {summary} panicked: {what}", idx + 1);
                     let e = GanetiError::exec(format!("Internal error: {what}"));
                     (Status::Error, e.encode())

@@ -37,6 +37,10 @@
 //! * a request must arrive within [`REQUEST_READ_TIMEOUT`] and its answer be
 //!   read within [`WRITE_TIMEOUT`]; idle connections have no limit (2.5.2
 //!   clients keep theirs open between calls);
+//! * answers the clients have not read yet hold at most [`ANSWER_BUDGET`]
+//!   bytes beyond [`FREE_ALLOWANCE`] each in the I/O thread; past it the
+//!   worker that made an answer writes it itself (within the write
+//!   timeout), so slow readers of large answers cost workers, not memory;
 //! * the listen backlog is [`LISTEN_BACKLOG`] (2.5.2: 5, after which its
 //!   clients wait a second and retry);
 //! * a handler that panics is answered `"Caught exception: ..."` and the
@@ -99,6 +103,10 @@ pub const FREE_ALLOWANCE: usize = 64 * 1024;
 /// Request bytes beyond [`FREE_ALLOWANCE`] that all connections together
 /// may hold, from the first byte until the request is handled.
 pub const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
+/// Unsent answer bytes beyond [`FREE_ALLOWANCE`] that all connections
+/// together may leave to the I/O thread (the default of
+/// [`Options::answer_budget`]).
+pub const ANSWER_BUDGET: usize = 64 * 1024 * 1024;
 /// Mode of the master socket (2.5.2: 0770).
 pub const SOCKET_MODE: u32 = 0o770;
 /// Mode of the socket directory (2.5.2 `SOCKET_DIR_MODE`).
@@ -177,6 +185,8 @@ pub struct Options {
     pub request_read_timeout: Duration,
     pub write_timeout: Duration,
     pub version_policy: VersionPolicy,
+    /// See [`ANSWER_BUDGET`].
+    pub answer_budget: usize,
 }
 
 impl Default for Options {
@@ -187,6 +197,7 @@ impl Default for Options {
             request_read_timeout: REQUEST_READ_TIMEOUT,
             write_timeout: WRITE_TIMEOUT,
             version_policy: VersionPolicy::Exact,
+            answer_budget: ANSWER_BUDGET,
         }
     }
 }
@@ -428,6 +439,12 @@ impl Running {
         self.shared.counters.open.load(Ordering::SeqCst)
     }
 
+    /// Unsent answer bytes (beyond each connection's free allowance) left
+    /// to the I/O thread now; at most [`Options::answer_budget`].
+    pub fn unsent_answer_bytes(&self) -> usize {
+        self.shared.counters.answering.load(Ordering::SeqCst)
+    }
+
     fn remove_socket_file(&self) {
         match std::fs::symlink_metadata(&self.path) {
             Ok(m) if (m.dev(), m.ino()) == self.ident => {
@@ -498,6 +515,8 @@ struct Counters {
     open: AtomicUsize,
     /// Bytes drawn from [`BUFFER_BUDGET`].
     charged: AtomicUsize,
+    /// Unsent answer bytes drawn from [`Options::answer_budget`].
+    answering: AtomicUsize,
 }
 
 /// One client connection.
@@ -511,6 +530,8 @@ struct Conn {
     /// An answer not yet fully written, and how much of it was.
     out: Vec<u8>,
     written: usize,
+    /// Bytes this connection holds in [`Counters::answering`].
+    answer_charged: usize,
     /// When a request being received, or an answer being written, is late.
     deadline: Option<Instant>,
     opened: Instant,
@@ -527,6 +548,7 @@ impl Conn {
             charged: 0,
             out: Vec::new(),
             written: 0,
+            answer_charged: 0,
             deadline: None,
             opened: Instant::now(),
             counters: Arc::clone(counters),
@@ -563,8 +585,35 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Draws the unsent part of the answer (less the free allowance) from
+    /// the answer budget. False, with nothing changed, when it does not
+    /// fit.
+    fn charge_answer(&mut self, unsent: usize, budget: usize) -> bool {
+        let want = unsent.saturating_sub(FREE_ALLOWANCE);
+        let total = &self.counters.answering;
+        total.fetch_sub(self.answer_charged, Ordering::SeqCst);
+        self.answer_charged = 0;
+        let before = total.fetch_add(want, Ordering::SeqCst);
+        if before + want > budget {
+            total.fetch_sub(want, Ordering::SeqCst);
+            return false;
+        }
+        self.answer_charged = want;
+        true
+    }
+
+    fn release_answer(&mut self) {
+        self.counters
+            .answering
+            .fetch_sub(self.answer_charged, Ordering::SeqCst);
+        self.answer_charged = 0;
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
+        self.release_answer();
         self.counters
             .charged
             .fetch_sub(self.charged, Ordering::SeqCst);
@@ -890,7 +939,52 @@ fn write_some(conn: &mut Conn) -> io::Result<bool> {
     }
     conn.out = Vec::new();
     conn.written = 0;
+    conn.release_answer();
     Ok(true)
+}
+
+/// Writes the rest of the answer from a worker, blocking until `deadline`
+/// (the answer budget is spent: the worker waits for the client instead
+/// of leaving the bytes to the I/O thread).
+fn write_blocking(conn: &mut Conn, deadline: Instant) -> io::Result<()> {
+    conn.stream.set_nonblocking(false)?;
+    let mut result = Ok(());
+    while conn.written < conn.out.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            result = Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the answer was not read in time",
+            ));
+            break;
+        }
+        if let Err(e) = conn.stream.set_write_timeout(Some(left)) {
+            result = Err(e);
+            break;
+        }
+        match conn.stream.write(&conn.out[conn.written..]) {
+            Ok(0) => {
+                result = Err(io::ErrorKind::WriteZero.into());
+                break;
+            }
+            Ok(n) => conn.written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    let restored = conn
+        .stream
+        .set_write_timeout(None)
+        .and_then(|()| conn.stream.set_nonblocking(true));
+    result?;
+    restored?;
+    conn.out = Vec::new();
+    conn.written = 0;
+    conn.release_answer();
+    Ok(())
 }
 
 /// Accepts every pending connection. False after an accept error (out of
@@ -1006,8 +1100,24 @@ fn serve(shared: &Shared, task: Task) -> Next {
     match write_some(&mut conn) {
         Ok(true) => after_answer(shared, conn),
         Ok(false) => {
-            conn.deadline = Some(Instant::now() + shared.options.write_timeout);
-            Next::Park(conn)
+            let deadline = Instant::now() + shared.options.write_timeout;
+            let unsent = conn.out.len() - conn.written;
+            if conn.charge_answer(unsent, shared.options.answer_budget) {
+                conn.deadline = Some(deadline);
+                return Next::Park(conn);
+            }
+            shared.warnings.warn(format_args!(
+                "Unread LUXI answers fill the answer budget ({} bytes): writing the one \
+                 for {} from its worker",
+                shared.options.answer_budget, conn.peer
+            ));
+            match write_blocking(&mut conn, deadline) {
+                Ok(()) => after_answer(shared, conn),
+                Err(e) => {
+                    log::info!("Closing connection from {}: {e}", conn.peer);
+                    Next::Close
+                }
+            }
         }
         Err(e) => {
             log::info!("Closing connection from {}: {e}", conn.peer);
@@ -1114,5 +1224,29 @@ mod tests {
         drop(two);
         assert_eq!(counters.charged.load(Ordering::SeqCst), 0);
         assert_eq!(counters.open.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_answer_budget_takes_the_limit_and_refuses_one_byte_over() {
+        let counters: Arc<Counters> = Arc::default();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let (c, _d) = UnixStream::pair().unwrap();
+        let mut one = Conn::new(a, "one".into(), &counters);
+        let mut two = Conn::new(c, "two".into(), &counters);
+        let budget = 1000;
+        assert!(one.charge_answer(FREE_ALLOWANCE + budget, budget));
+        assert_eq!(counters.answering.load(Ordering::SeqCst), budget);
+        assert!(!two.charge_answer(FREE_ALLOWANCE + 1, budget));
+        assert!(two.charge_answer(FREE_ALLOWANCE, budget), "free allowance");
+        // A new charge replaces the old one.
+        assert!(one.charge_answer(FREE_ALLOWANCE + budget - 1, budget));
+        assert!(two.charge_answer(FREE_ALLOWANCE + 1, budget));
+        assert!(!two.charge_answer(FREE_ALLOWANCE + 2, budget));
+        assert_eq!(counters.answering.load(Ordering::SeqCst), budget - 1);
+        one.release_answer();
+        assert_eq!(counters.answering.load(Ordering::SeqCst), 0);
+        assert!(two.charge_answer(FREE_ALLOWANCE + 7, budget));
+        drop(two);
+        assert_eq!(counters.answering.load(Ordering::SeqCst), 0);
     }
 }
