@@ -352,34 +352,9 @@ pub fn parse_request(msg: &[u8]) -> Result<Request, LuxiError> {
     })
 }
 
-/// `Some(limit)` when `text` nests arrays/objects deeper than `limit`
-/// (brackets inside strings do not count; invalid JSON is left to the
-/// parser).
+/// `Some(limit)` when `text` nests arrays/objects deeper than `limit`.
 fn too_deep(text: &[u8], limit: usize) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in text {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return Some(limit);
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    None
+    crate::pyjson::nests_deeper_than(text, limit).then_some(limit)
 }
 
 /// The start of a message, quoted, for log lines.

@@ -180,30 +180,10 @@ pub const MAX_JSON_DEPTH: usize = 32;
 /// Checks the nesting depth of a JSON text without parsing it (brackets
 /// inside strings do not count). Invalid JSON passes; the parser reports it.
 pub fn check_depth(body: &[u8]) -> Result<(), RpcError> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in body {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_JSON_DEPTH {
-                    return Err(RpcError::Arguments(format!(
-                        "JSON nested deeper than {MAX_JSON_DEPTH} levels"
-                    )));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+    if crate::pyjson::nests_deeper_than(body, MAX_JSON_DEPTH) {
+        return Err(RpcError::Arguments(format!(
+            "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
     }
     Ok(())
 }
