@@ -5,6 +5,8 @@
 //! `rpc`, `errors`, `objects`, `config`, `ssconf`, `luxi`, `locking`, `jqueue`,
 //! `hypervisor`, `storage`, `osdef`, `hooks`, `noded`, `masterd`. See DESIGN.md section 2.
 
+pub mod bootstrap;
+pub mod cli;
 pub mod cmd;
 pub mod cmdlib;
 pub mod config;
