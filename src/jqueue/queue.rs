@@ -319,12 +319,18 @@ impl Inner {
         fsutil::write_atomic(path, data, &FileMeta::default())
             .map_err(|e| self.io_error("write", path, e))?;
         if replicate {
-            let wire = self.wire(path);
-            if let Err(e) = self.replicator.update(&wire, data) {
-                log::error!("Updating {wire} on the master candidates failed: {e}");
-            }
+            self.replicate(path, data);
         }
         Ok(())
+    }
+
+    /// Sends a queue file just written to the master candidates; a
+    /// failure is logged (2.5.2 does not retry either).
+    fn replicate(&self, path: &Path, data: &[u8]) {
+        let wire = self.wire(path);
+        if let Err(e) = self.replicator.update(&wire, data) {
+            log::error!("Updating {wire} on the master candidates failed: {e}");
+        }
     }
 
     /// Writes a job's file (`UpdateJobUnlocked`).
@@ -414,16 +420,6 @@ impl Inner {
 
     // ---- ids and submission ----
 
-    /// `_NewSerialsUnlocked`: the serial file is written and replicated
-    /// before the ids are used.
-    fn new_serials(&self, st: &mut State, count: usize) -> Result<Vec<u64>, GanetiError> {
-        let first = st.last_serial + 1;
-        let last = st.last_serial + count as u64;
-        self.write_file(&self.serial_path(), format!("{last}\n").as_bytes(), true)?;
-        st.last_serial = last;
-        Ok((first..=last).collect())
-    }
-
     fn check_open(&self) -> Result<(), GanetiError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(queue_error("The job queue is shut down".into()));
@@ -435,8 +431,11 @@ impl Inner {
         let ops = load_ops(ops)?;
         let mut st = lock(&self.state);
         self.check_open()?;
-        let id = self.new_serials(&mut st, 1)?[0];
-        let prio = self.add_job(&mut st, id, ops)?;
+        let (id, prio) = self
+            .submit_group(&mut st, vec![Ok(ops)], false)
+            .pop()
+            .unwrap_or_else(|| Err(queue_error("No job was submitted".into())))?;
+        drop(st);
         self.pool.add(id, prio);
         Ok(id)
     }
@@ -456,50 +455,129 @@ impl Inner {
             return Vec::new();
         }
         let mut st = lock(&self.state);
-        let ids = match self
-            .check_open()
-            .and_then(|()| self.new_serials(&mut st, jobs.len()))
-        {
-            Ok(ids) => ids,
-            Err(e) => return jobs.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let mut results = Vec::with_capacity(jobs.len());
-        let mut added = Vec::new();
+        if let Err(e) = self.check_open() {
+            return jobs.iter().map(|_| Err(e.clone())).collect();
+        }
+        let results = self.submit_group(&mut st, jobs, true);
+        drop(st);
+        results
+            .into_iter()
+            .map(|r| {
+                r.map(|(id, prio)| {
+                    self.pool.add(id, prio);
+                    id
+                })
+            })
+            .collect()
+    }
+
+    /// `_NewSerialsUnlocked` and `_SubmitJobUnlocked` for a group of jobs,
+    /// as one group commit: one id per job, every job checked, then the
+    /// serial file and all job files written with a single
+    /// [`fsutil::write_atomic_many`] (one fsync per file, one of the
+    /// directory), replicated (serial first), registered. A job gets its
+    /// id only once its file is durable. `many` resolves relative
+    /// dependencies and adds 2.5.2's `"; opcodes ..."` to check errors.
+    /// Returns `(id, priority)` per accepted job; the caller queues them.
+    fn submit_group(
+        &self,
+        st: &mut State,
+        jobs: Vec<Result<Vec<Map<String, Value>>, GanetiError>>,
+        many: bool,
+    ) -> Vec<Result<(u64, i32), GanetiError>> {
+        let first = st.last_serial + 1;
+        let last = st.last_serial + jobs.len() as u64;
+        let ids: Vec<u64> = (first..=last).collect();
+        // The ids are used up whatever happens next (2.5.2 allocates
+        // first), so none is ever handed out twice.
+        st.last_serial = last;
+        let mut checked: Vec<Result<Job, GanetiError>> = Vec::with_capacity(jobs.len());
+        let mut accepted = 0;
         for (idx, (id, ops)) in ids.iter().zip(jobs).enumerate() {
             let result = ops.and_then(|mut ops| {
-                resolve_relative_dependencies(&mut ops, &ids[..idx])?;
+                if many {
+                    resolve_relative_dependencies(&mut ops, &ids[..idx])?;
+                }
                 let summaries: Vec<String> = ops.iter().map(job::op_summary).collect();
-                self.add_job(&mut st, *id, ops).map_err(|e| {
-                    let text = format!("{e}; opcodes {}", summaries.join(", "));
-                    GanetiError::msg(e.class, text)
+                self.check_job(st, accepted, *id, ops).map_err(|e| {
+                    if many {
+                        let text = format!("{e}; opcodes {}", summaries.join(", "));
+                        GanetiError::msg(e.class, text)
+                    } else {
+                        e
+                    }
                 })
             });
-            results.push(result.map(|prio| {
-                added.push((*id, prio));
-                *id
-            }));
+            accepted += usize::from(result.is_ok());
+            checked.push(result);
         }
-        for (id, prio) in added {
-            self.pool.add(id, prio);
+        let serial_path = self.serial_path();
+        let serial = format!("{last}\n").into_bytes();
+        let contents: Vec<(PathBuf, Vec<u8>)> = checked
+            .iter()
+            .flatten()
+            .map(|job| (self.job_path(job.id), job.to_file()))
+            .collect();
+        let mut files: Vec<(&Path, &[u8])> = vec![(&serial_path, &serial)];
+        files.extend(contents.iter().map(|(p, d)| (p.as_path(), d.as_slice())));
+        let mut written = fsutil::write_atomic_many(&files, &FileMeta::default()).into_iter();
+        let serial_result = written
+            .next()
+            .unwrap_or(Ok(()))
+            .map_err(|e| self.io_error("write", &serial_path, e));
+        if serial_result.is_ok() {
+            self.replicate(&serial_path, &serial);
+        }
+        let mut contents = contents.into_iter();
+        let mut results = Vec::with_capacity(checked.len());
+        for job in checked {
+            let job = match job {
+                Ok(job) => job,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let (path, data) = contents.next().unwrap_or_default();
+            let outcome = written
+                .next()
+                .unwrap_or(Ok(()))
+                .map_err(|e| self.io_error("write", &path, e))
+                .and(serial_result.clone());
+            if let Err(e) = outcome {
+                // The rename may have happened before a directory fsync
+                // failed: no file for a job that was refused.
+                let _ = std::fs::remove_file(&path);
+                results.push(Err(e));
+                continue;
+            }
+            self.replicate(&path, &data);
+            st.queue_size += 1;
+            let prio = job.priority();
+            log::info!("New job with id {}", job.id);
+            results.push(Ok((job.id, prio)));
+            st.active.insert(job.id, JobEntry::new(job));
         }
         results
     }
 
-    /// `_SubmitJobUnlocked`: checks, writes the job file, registers the
-    /// job. Returns the job's priority.
-    fn add_job(
+    /// `_SubmitJobUnlocked`'s checks (drain, queue size counting the
+    /// `pending` jobs of the same group, priorities, dependencies): the new
+    /// job, not written yet.
+    fn check_job(
         &self,
-        st: &mut State,
+        st: &State,
+        pending: usize,
         id: u64,
         ops: Vec<Map<String, Value>>,
-    ) -> Result<i32, GanetiError> {
+    ) -> Result<Job, GanetiError> {
         if st.drained {
             return Err(GanetiError::msg(
                 "JobQueueDrainError",
                 "Job queue is drained, refusing job",
             ));
         }
-        if st.queue_size >= JOB_QUEUE_SIZE_HARD_LIMIT {
+        if st.queue_size + pending >= JOB_QUEUE_SIZE_HARD_LIMIT {
             return Err(GanetiError::new("JobQueueFull", vec![]));
         }
         for (idx, op) in ops.iter().enumerate() {
@@ -509,19 +587,7 @@ impl Inner {
                 return Err(job::invalid_dependencies(idx, deps.unwrap_or(&Value::Null)));
             }
         }
-        let job = Job::new(id, ops)?;
-        let path = self.job_path(id);
-        if let Err(e) = self.write_job(&job, true) {
-            // The rename may have happened before the directory fsync
-            // failed: no file for a job that was refused.
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-        st.queue_size += 1;
-        let prio = job.priority();
-        log::info!("New job with id {id}");
-        st.active.insert(id, JobEntry::new(job));
-        Ok(prio)
+        Job::new(id, ops)
     }
 
     // ---- finishing, dependencies ----
@@ -789,11 +855,10 @@ impl Inner {
         ));
         for id in self.job_ids().unwrap_or_default() {
             let path = self.job_path(id);
-            let data = match st.active.get(&id) {
-                Some(entry) => Some(lock(&entry.slot).job.to_file()),
-                None => read_job_file(&path).ok().flatten(),
-            };
-            if let Some(data) = data {
+            // What is on disk, as 2.5.2's `AddNode` reads it: an active
+            // job's state not written yet (`waiting`, see `workers`)
+            // reaches the candidate with the job's next write.
+            if let Some(data) = read_job_file(&path).ok().flatten() {
                 files.push((self.wire(&path), data));
             }
         }

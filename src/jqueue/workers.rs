@@ -319,9 +319,14 @@ fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
         return Step::Finished;
     }
     let mut waitjob = false;
+    // `waiting` is shown (memory, WaitForJobChange) at once but written
+    // only if the opcode really waits: the `running` write, or the final
+    // one, usually comes first and carries it.
+    let mut waiting_unwritten = false;
     if slot.job.ops[idx].status != Status::Canceling {
         if mark_waitlock(&mut slot.job, idx) {
-            inner.save(entry, &mut slot, true);
+            inner.touched(entry, &mut slot);
+            waiting_unwritten = true;
         }
         drop(slot);
 
@@ -407,8 +412,11 @@ fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
 
     let op_status = slot.job.ops[idx].status;
     if op_status == Status::Waiting || waitjob {
-        if !waitjob && ctx.check_priority_increase(&mut slot.job.ops[idx].priority) {
+        let raised = !waitjob && ctx.check_priority_increase(&mut slot.job.ops[idx].priority);
+        if raised {
             log::debug!("Job {}: increasing priority", entry.id);
+        }
+        if raised || waiting_unwritten {
             inner.save(entry, &mut slot, true);
         }
         slot.ctx = Some(ctx);
