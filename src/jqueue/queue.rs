@@ -30,6 +30,10 @@ use crate::paths::Paths;
 
 /// Mode of the queue and archive directories.
 const DIR_MODE: u32 = 0o700;
+/// New job files written per group commit of a submission: each chunk
+/// costs one fsync per file and one of the directory, and its jobs start
+/// while the next chunk is written.
+pub(super) const GROUP_COMMIT_CHUNK: usize = 64;
 /// Jobs archived per rename batch in `AutoArchiveJobs`.
 const ARCHIVE_BATCH: usize = 10;
 /// Progress of the start-up inspection is logged every this many jobs...
@@ -110,6 +114,9 @@ pub(super) struct Inner {
     pub state: Mutex<State>,
     pub pool: Pool,
     pub closed: AtomicBool,
+    /// The serial durable on disk. Held while a submission writes it, so
+    /// the file only ever grows (submissions write outside `state`).
+    serial_disk: Mutex<u64>,
 }
 
 impl Inner {
@@ -154,6 +161,7 @@ impl Inner {
             }),
             pool: Pool::new(),
             closed: AtomicBool::new(false),
+            serial_disk: Mutex::new(0),
         };
         inner.check_version()?;
         let serial = inner.read_serial()?;
@@ -162,6 +170,7 @@ impl Inner {
         st.last_serial = serial;
         st.drained = drained;
         inner.inspect(&mut st)?;
+        *lock(&inner.serial_disk) = st.last_serial;
         drop(st);
         Ok((inner, file_lock))
     }
@@ -429,15 +438,9 @@ impl Inner {
 
     pub fn submit_job(&self, ops: Vec<Value>) -> Result<u64, GanetiError> {
         let ops = load_ops(ops)?;
-        let mut st = lock(&self.state);
-        self.check_open()?;
-        let (id, prio) = self
-            .submit_group(&mut st, vec![Ok(ops)], false)
+        self.submit_group(vec![Ok(ops)], false)
             .pop()
-            .unwrap_or_else(|| Err(queue_error("No job was submitted".into())))?;
-        drop(st);
-        self.pool.add(id, prio);
-        Ok(id)
+            .unwrap_or_else(|| Err(queue_error("No job was submitted".into())))
     }
 
     pub fn submit_many_values(&self, jobs: Vec<Vec<Value>>) -> Vec<Result<u64, GanetiError>> {
@@ -454,42 +457,33 @@ impl Inner {
         if jobs.is_empty() {
             return Vec::new();
         }
+        self.submit_group(jobs, true)
+    }
+
+    /// `_NewSerialsUnlocked` and `_SubmitJobUnlocked` for a group of jobs,
+    /// as a group commit. Under the queue lock: one id per job (used up
+    /// whatever happens next, as 2.5.2 allocates first), every job checked,
+    /// room in the queue reserved. Then, outside the queue lock, the job
+    /// files are written in chunks of [`GROUP_COMMIT_CHUNK`] with
+    /// [`fsutil::write_atomic_many`] (one fsync per file, one of the
+    /// directory), the serial file with the first chunk; each chunk is
+    /// replicated (serial first), registered and queued as soon as it is
+    /// durable, so the workers start while the next chunk is written. The
+    /// caller hears of an id only once its file is durable. `many`
+    /// resolves relative dependencies and adds 2.5.2's `"; opcodes ..."`
+    /// to check errors.
+    fn submit_group(
+        &self,
+        jobs: Vec<Result<Vec<Map<String, Value>>, GanetiError>>,
+        many: bool,
+    ) -> Vec<Result<u64, GanetiError>> {
         let mut st = lock(&self.state);
         if let Err(e) = self.check_open() {
             return jobs.iter().map(|_| Err(e.clone())).collect();
         }
-        let results = self.submit_group(&mut st, jobs, true);
-        drop(st);
-        results
-            .into_iter()
-            .map(|r| {
-                r.map(|(id, prio)| {
-                    self.pool.add(id, prio);
-                    id
-                })
-            })
-            .collect()
-    }
-
-    /// `_NewSerialsUnlocked` and `_SubmitJobUnlocked` for a group of jobs,
-    /// as one group commit: one id per job, every job checked, then the
-    /// serial file and all job files written with a single
-    /// [`fsutil::write_atomic_many`] (one fsync per file, one of the
-    /// directory), replicated (serial first), registered. A job gets its
-    /// id only once its file is durable. `many` resolves relative
-    /// dependencies and adds 2.5.2's `"; opcodes ..."` to check errors.
-    /// Returns `(id, priority)` per accepted job; the caller queues them.
-    fn submit_group(
-        &self,
-        st: &mut State,
-        jobs: Vec<Result<Vec<Map<String, Value>>, GanetiError>>,
-        many: bool,
-    ) -> Vec<Result<(u64, i32), GanetiError>> {
         let first = st.last_serial + 1;
         let last = st.last_serial + jobs.len() as u64;
         let ids: Vec<u64> = (first..=last).collect();
-        // The ids are used up whatever happens next (2.5.2 allocates
-        // first), so none is ever handed out twice.
         st.last_serial = last;
         let mut checked: Vec<Result<Job, GanetiError>> = Vec::with_capacity(jobs.len());
         let mut accepted = 0;
@@ -499,7 +493,7 @@ impl Inner {
                     resolve_relative_dependencies(&mut ops, &ids[..idx])?;
                 }
                 let summaries: Vec<String> = ops.iter().map(job::op_summary).collect();
-                self.check_job(st, accepted, *id, ops).map_err(|e| {
+                self.check_job(&st, accepted, *id, ops).map_err(|e| {
                     if many {
                         let text = format!("{e}; opcodes {}", summaries.join(", "));
                         GanetiError::msg(e.class, text)
@@ -511,54 +505,123 @@ impl Inner {
             accepted += usize::from(result.is_ok());
             checked.push(result);
         }
-        let serial_path = self.serial_path();
-        let serial = format!("{last}\n").into_bytes();
-        let contents: Vec<(PathBuf, Vec<u8>)> = checked
-            .iter()
-            .flatten()
-            .map(|job| (self.job_path(job.id), job.to_file()))
-            .collect();
-        let mut files: Vec<(&Path, &[u8])> = vec![(&serial_path, &serial)];
-        files.extend(contents.iter().map(|(p, d)| (p.as_path(), d.as_slice())));
-        let mut written = fsutil::write_atomic_many(&files, &FileMeta::default()).into_iter();
-        let serial_result = written
-            .next()
-            .unwrap_or(Ok(()))
-            .map_err(|e| self.io_error("write", &serial_path, e));
-        if serial_result.is_ok() {
-            self.replicate(&serial_path, &serial);
-        }
-        let mut contents = contents.into_iter();
-        let mut results = Vec::with_capacity(checked.len());
-        for job in checked {
-            let job = match job {
-                Ok(job) => job,
-                Err(e) => {
-                    results.push(Err(e));
-                    continue;
+        st.queue_size += accepted;
+        drop(st);
+
+        let count = checked.len();
+        let mut results: Vec<Result<u64, GanetiError>> = Vec::with_capacity(count);
+        let mut pending: Vec<(usize, Job)> = Vec::new();
+        let mut serial = Some(last);
+        let mut serial_failed: Option<GanetiError> = None;
+        for (idx, job) in checked.into_iter().enumerate() {
+            match job {
+                Ok(job) => {
+                    // Replaced if the chunk cannot be written.
+                    results.push(Ok(job.id));
+                    pending.push((idx, job));
                 }
-            };
-            let (path, data) = contents.next().unwrap_or_default();
-            let outcome = written
-                .next()
-                .unwrap_or(Ok(()))
-                .map_err(|e| self.io_error("write", &path, e))
-                .and(serial_result.clone());
-            if let Err(e) = outcome {
-                // The rename may have happened before a directory fsync
-                // failed: no file for a job that was refused.
-                let _ = std::fs::remove_file(&path);
-                results.push(Err(e));
+                Err(e) => results.push(Err(e)),
+            }
+            if pending.len() < GROUP_COMMIT_CHUNK && idx + 1 < count {
                 continue;
             }
-            self.replicate(&path, &data);
-            st.queue_size += 1;
-            let prio = job.priority();
-            log::info!("New job with id {}", job.id);
-            results.push(Ok((job.id, prio)));
-            st.active.insert(job.id, JobEntry::new(job));
+            let chunk = std::mem::take(&mut pending);
+            // The serial goes with the first chunk (alone if no job passed
+            // its checks); if it failed, so does every job of the group,
+            // as in 2.5.2.
+            let written = match &serial_failed {
+                Some(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
+                None => {
+                    let (serial_result, written) =
+                        self.commit_chunk(serial.take(), chunk.iter().map(|(_, j)| j));
+                    serial_failed = serial_result.err();
+                    written
+                }
+            };
+            let mut queued = Vec::with_capacity(chunk.len());
+            let mut st = lock(&self.state);
+            for ((idx, job), outcome) in chunk.into_iter().zip(written) {
+                if let Err(e) = outcome {
+                    st.queue_size = st.queue_size.saturating_sub(1);
+                    results[idx] = Err(e);
+                    continue;
+                }
+                log::info!("New job with id {}", job.id);
+                queued.push((job.id, job.priority()));
+                st.active.insert(job.id, JobEntry::new(job));
+            }
+            drop(st);
+            for (id, prio) in queued {
+                self.pool.add(id, prio);
+            }
         }
         results
+    }
+
+    /// Writes one chunk of new job files durably, with the serial file
+    /// `serial` if given and not overtaken on disk by a later submission,
+    /// and replicates what was written, serial first. Returns the serial's
+    /// result and one result per job: a job whose file (or the serial)
+    /// could not be written has no file left.
+    fn commit_chunk<'a>(
+        &self,
+        serial: Option<u64>,
+        jobs: impl Iterator<Item = &'a Job>,
+    ) -> (Result<(), GanetiError>, Vec<Result<(), GanetiError>>) {
+        let contents: Vec<(PathBuf, Vec<u8>)> = jobs
+            .map(|job| (self.job_path(job.id), job.to_file()))
+            .collect();
+        let serial_path = self.serial_path();
+        // Held while the serial is written, so that the file only grows.
+        let mut on_disk = serial.map(|_| lock(&self.serial_disk));
+        let serial = serial.filter(|s| on_disk.as_ref().is_some_and(|d| *s > **d));
+        if serial.is_none() {
+            on_disk = None;
+        }
+        let serial_data = serial.map(|s| format!("{s}\n").into_bytes());
+        let mut files: Vec<(&Path, &[u8])> = Vec::with_capacity(contents.len() + 1);
+        if let Some(data) = &serial_data {
+            files.push((&serial_path, data));
+        }
+        files.extend(contents.iter().map(|(p, d)| (p.as_path(), d.as_slice())));
+        let mut written = fsutil::write_atomic_many(&files, &FileMeta::default()).into_iter();
+        let mut serial_result = Ok(());
+        if let (Some(s), Some(data)) = (serial, &serial_data) {
+            serial_result = written
+                .next()
+                .unwrap_or(Ok(()))
+                .map_err(|e| self.io_error("write", &serial_path, e));
+            if serial_result.is_ok() {
+                if let Some(d) = on_disk.as_mut() {
+                    **d = s;
+                }
+                self.replicate(&serial_path, data);
+            }
+        }
+        drop(on_disk);
+        let jobs = contents
+            .iter()
+            .map(|(path, data)| {
+                let r = written
+                    .next()
+                    .unwrap_or(Ok(()))
+                    .map_err(|e| self.io_error("write", path, e))
+                    .and(serial_result.clone());
+                match r {
+                    Ok(()) => {
+                        self.replicate(path, data);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The rename may have happened before a directory
+                        // fsync failed: no file for a job that was refused.
+                        let _ = std::fs::remove_file(path);
+                        Err(e)
+                    }
+                }
+            })
+            .collect();
+        (serial_result, jobs)
     }
 
     /// `_SubmitJobUnlocked`'s checks (drain, queue size counting the
