@@ -34,6 +34,11 @@ const DIR_MODE: u32 = 0o700;
 /// costs one fsync per file and one of the directory, and its jobs start
 /// while the next chunk is written.
 pub(super) const GROUP_COMMIT_CHUNK: usize = 64;
+/// How long `SubmitJob` waits for the idle worker it handed a job to to
+/// make the job durable with its first write (normally `running`, within
+/// a fraction of a millisecond plus the write) before writing the job
+/// itself: the job may be waiting for locks.
+pub(super) const DIRECT_START_WAIT: Duration = Duration::from_millis(5);
 /// Jobs archived per rename batch in `AutoArchiveJobs`.
 const ARCHIVE_BATCH: usize = 10;
 /// Progress of the start-up inspection is logged every this many jobs...
@@ -81,10 +86,17 @@ pub(super) struct Slot {
     pub ctx: Option<OpExecCtx>,
     /// A dropped log message was already reported.
     pub log_drop_reported: bool,
+    /// The job file is on disk. False only for a job started directly
+    /// (`SubmitJob` with a worker idle) until its first write, which
+    /// carries the serial too (see [`Inner::save`]).
+    pub written: bool,
+    /// That first write failed: the job is refused, it never runs and is
+    /// never written; its submitter answers with this error.
+    pub refused: Option<GanetiError>,
 }
 
 impl JobEntry {
-    fn new(job: Job) -> Arc<JobEntry> {
+    fn new(job: Job, written: bool) -> Arc<JobEntry> {
         Arc::new(JobEntry {
             id: job.id,
             slot: Mutex::new(Slot {
@@ -92,6 +104,8 @@ impl JobEntry {
                 generation: 0,
                 ctx: None,
                 log_drop_reported: false,
+                written,
+                refused: None,
             }),
             changed: Condvar::new(),
             processing: Mutex::new(()),
@@ -273,7 +287,7 @@ impl Inner {
         }
         for job in restart {
             let (id, prio) = (job.id, job.priority());
-            st.active.insert(id, JobEntry::new(job));
+            st.active.insert(id, JobEntry::new(job, true));
             self.pool.add(id, prio);
         }
         log::info!("Job queue inspection finished");
@@ -349,9 +363,26 @@ impl Inner {
 
     /// Writes an active job after a change and wakes its watchers. A write
     /// error is logged: the job goes on and the next write carries all.
+    /// The first write of a job started directly also writes the serial
+    /// (unless a later submission already did) and is always replicated;
+    /// if it fails the job is refused (`Slot::refused`). A refused job is
+    /// never written.
     pub fn save(&self, entry: &JobEntry, slot: &mut Slot, replicate: bool) {
-        if let Err(e) = self.write_job(&slot.job, replicate) {
-            log::error!("Job {}: {e}", entry.id);
+        if slot.refused.is_some() {
+            // Never existed for anyone: nothing to write.
+        } else if slot.written {
+            if let Err(e) = self.write_job(&slot.job, replicate) {
+                log::error!("Job {}: {e}", entry.id);
+            }
+        } else {
+            let (_, mut written) = self.commit_chunk(Some(entry.id), std::iter::once(&slot.job));
+            match written.pop().unwrap_or(Ok(())) {
+                Ok(()) => slot.written = true,
+                Err(e) => {
+                    log::error!("Job {}: {e}; refusing the job", entry.id);
+                    slot.refused = Some(e);
+                }
+            }
         }
         self.touched(entry, slot);
     }
@@ -438,7 +469,8 @@ impl Inner {
 
     pub fn submit_job(&self, ops: Vec<Value>) -> Result<u64, GanetiError> {
         let ops = load_ops(ops)?;
-        self.submit_group(vec![Ok(ops)], false)
+        let direct = self.pool.has_idle_worker();
+        self.submit_group(vec![Ok(ops)], false, direct)
             .pop()
             .unwrap_or_else(|| Err(queue_error("No job was submitted".into())))
     }
@@ -457,7 +489,7 @@ impl Inner {
         if jobs.is_empty() {
             return Vec::new();
         }
-        self.submit_group(jobs, true)
+        self.submit_group(jobs, true, false)
     }
 
     /// `_NewSerialsUnlocked` and `_SubmitJobUnlocked` for a group of jobs,
@@ -471,11 +503,15 @@ impl Inner {
     /// durable, so the workers start while the next chunk is written. The
     /// caller hears of an id only once its file is durable. `many`
     /// resolves relative dependencies and adds 2.5.2's `"; opcodes ..."`
-    /// to check errors.
+    /// to check errors. `direct` (one job, a worker idle): the job is
+    /// queued before anything is written, so that the worker's first
+    /// write (usually `running`) is also the one that makes it durable
+    /// (see [`Inner::await_first_write`]).
     fn submit_group(
         &self,
         jobs: Vec<Result<Vec<Map<String, Value>>, GanetiError>>,
         many: bool,
+        direct: bool,
     ) -> Vec<Result<u64, GanetiError>> {
         let mut st = lock(&self.state);
         if let Err(e) = self.check_open() {
@@ -525,7 +561,15 @@ impl Inner {
             if pending.len() < GROUP_COMMIT_CHUNK && idx + 1 < count {
                 continue;
             }
-            let chunk = std::mem::take(&mut pending);
+            let mut chunk = std::mem::take(&mut pending);
+            if direct && count == 1 && chunk.len() == 1 {
+                if let Some((idx, job)) = chunk.pop() {
+                    if let Err(e) = self.start_direct(job) {
+                        results[idx] = Err(e);
+                    }
+                }
+                break;
+            }
             // The serial goes with the first chunk (alone if no job passed
             // its checks); if it failed, so does every job of the group,
             // as in 2.5.2.
@@ -548,7 +592,7 @@ impl Inner {
                 }
                 log::info!("New job with id {}", job.id);
                 queued.push((job.id, job.priority()));
-                st.active.insert(job.id, JobEntry::new(job));
+                st.active.insert(job.id, JobEntry::new(job, true));
             }
             drop(st);
             for (id, prio) in queued {
@@ -556,6 +600,43 @@ impl Inner {
             }
         }
         results
+    }
+
+    /// Queues a checked job that has no file yet, and returns once its
+    /// first write made it durable: the worker's, or after
+    /// [`DIRECT_START_WAIT`] (the job waits for locks, or no worker came)
+    /// the submitter's own. `Err`: that write failed, the job is refused
+    /// and forgotten.
+    fn start_direct(&self, job: Job) -> Result<(), GanetiError> {
+        let (id, prio) = (job.id, job.priority());
+        let entry = JobEntry::new(job, false);
+        lock(&self.state).active.insert(id, Arc::clone(&entry));
+        self.pool.add(id, prio);
+        let deadline = Instant::now() + DIRECT_START_WAIT;
+        let mut slot = lock(&entry.slot);
+        while !slot.written && slot.refused.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                self.save(&entry, &mut slot, true);
+                break;
+            }
+            slot = entry
+                .changed
+                .wait_timeout(slot, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let refused = slot.refused.clone();
+        drop(slot);
+        let Some(e) = refused else {
+            log::info!("New job with id {id}");
+            return Ok(());
+        };
+        let mut st = lock(&self.state);
+        st.active.remove(&id);
+        st.queue_size = st.queue_size.saturating_sub(1);
+        self.notify_waiters(&mut st, id);
+        Err(e)
     }
 
     /// Writes one chunk of new job files durably, with the serial file

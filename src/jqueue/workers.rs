@@ -188,6 +188,8 @@ struct PoolState {
     tasks: BinaryHeap<Reverse<(i32, u64, u64)>>,
     seq: u64,
     stopping: bool,
+    /// Workers waiting for a task.
+    idle: usize,
 }
 
 impl Pool {
@@ -197,6 +199,7 @@ impl Pool {
                 tasks: BinaryHeap::new(),
                 seq: 0,
                 stopping: false,
+                idle: 0,
             }),
             cond: Condvar::new(),
         }
@@ -225,8 +228,16 @@ impl Pool {
             if let Some(Reverse((_, _, id))) = st.tasks.pop() {
                 return Some(id);
             }
+            st.idle += 1;
             st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.idle -= 1;
         }
+    }
+
+    /// Whether a task queued now is taken at once by a waiting worker.
+    pub fn has_idle_worker(&self) -> bool {
+        let st = lock(&self.state);
+        !st.stopping && st.idle > st.tasks.len()
     }
 
     pub fn stop(&self) {
@@ -298,7 +309,7 @@ fn next_opcode(job: &job::Job) -> Option<usize> {
 fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
     let _processing = lock(&entry.processing);
     let mut slot = lock(&entry.slot);
-    if slot.job.status().is_final() {
+    if slot.job.status().is_final() || slot.refused.is_some() {
         return Step::Finished;
     }
     let mut ctx = match slot.ctx.take() {
@@ -528,6 +539,10 @@ impl OpContext for ExecCtx<'_> {
                 op.status = Status::Running;
                 op.exec_timestamp = Some(job::now());
                 self.inner.save(self.entry, &mut slot, true);
+                if slot.refused.is_some() {
+                    // Its first write failed: the job never existed.
+                    return Err(Canceled);
+                }
                 Ok(())
             }
             _ => Ok(()),
