@@ -126,6 +126,19 @@ fn write_temp(temp: &Path, data: &[u8], meta: &FileMeta) -> io::Result<()> {
 /// (those targets then already hold the new contents, as with
 /// [`write_atomic`]).
 pub fn write_atomic_many(files: &[(&Path, &[u8])], meta: &FileMeta) -> Vec<io::Result<()>> {
+    write_atomic_many_keep(files, meta).0
+}
+
+/// [`write_atomic_many`], handing back the files it replaced, still open
+/// (`O_PATH` handles): a replaced file's blocks are freed when its last
+/// handle closes, and with online discard (`-o discard`) that free is a
+/// synchronous device command (about 0.1 ms here). A caller in a hurry
+/// drops the handles once it has answered.
+pub fn write_atomic_many_keep(
+    files: &[(&Path, &[u8])],
+    meta: &FileMeta,
+) -> (Vec<io::Result<()>>, Vec<File>) {
+    let mut replaced = Vec::new();
     let mut results: Vec<io::Result<()>> = Vec::with_capacity(files.len());
     let mut temps: Vec<Option<(PathBuf, File)>> = Vec::with_capacity(files.len());
     for (path, data) in files {
@@ -161,6 +174,13 @@ pub fn write_atomic_many(files: &[(&Path, &[u8])], meta: &FileMeta) -> Vec<io::R
         let Some((temp, f)) = slot else { continue };
         drop(f);
         let path = files[idx].0;
+        if let Ok(old) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+            .open(path)
+        {
+            replaced.push(old);
+        }
         if let Err(e) = std::fs::rename(&temp, path) {
             let _ = std::fs::remove_file(&temp);
             results[idx] = Err(e);
@@ -182,7 +202,7 @@ pub fn write_atomic_many(files: &[(&Path, &[u8])], meta: &FileMeta) -> Vec<io::R
             }
         }
     }
-    results
+    (results, replaced)
 }
 
 /// [`write_temp`] without the fsync: the open file, for
@@ -442,6 +462,15 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a", "b", "c", "dir", "x"]);
         assert!(write_atomic_many(&[], &FileMeta::default()).is_empty());
+        // The replaced file stays readable through the handle kept.
+        let files: [(&Path, &[u8]); 1] = [(&b, b"newer b")];
+        let (r, kept) = write_atomic_many_keep(&files, &FileMeta::default());
+        assert!(r[0].is_ok());
+        assert_eq!(kept.len(), 1);
+        let m = kept[0].metadata().unwrap();
+        assert_eq!((m.len(), m.nlink()), (5, 0));
+        drop(kept);
+        assert_eq!(std::fs::read(&b).unwrap(), b"newer b");
         // A target in a missing directory fails before anything is written.
         let gone = d.join("missing/f");
         let files: [(&Path, &[u8]); 2] = [(&gone, b"x"), (&a, b"again")];

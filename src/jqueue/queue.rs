@@ -93,6 +93,14 @@ pub(super) struct Slot {
     /// That first write failed: the job is refused, it never runs and is
     /// never written; its submitter answers with this error.
     pub refused: Option<GanetiError>,
+    /// The job file was written before the serial reached the master
+    /// candidates: the submitter sends them the file (as it is on disk
+    /// then) after the serial, and the job's writes meanwhile are local.
+    pub replicate_pending: bool,
+    /// Files replaced by the job's writes, still open so that their space
+    /// is freed (slow with online discard) only once the worker is done
+    /// with the step, not while a client waits ([`Inner::save`]).
+    pub replaced: Vec<std::fs::File>,
 }
 
 impl JobEntry {
@@ -106,6 +114,8 @@ impl JobEntry {
                 log_drop_reported: false,
                 written,
                 refused: None,
+                replicate_pending: false,
+                replaced: Vec::new(),
             }),
             changed: Condvar::new(),
             processing: Mutex::new(()),
@@ -128,9 +138,10 @@ pub(super) struct Inner {
     pub state: Mutex<State>,
     pub pool: Pool,
     pub closed: AtomicBool,
-    /// The serial durable on disk. Held while a submission writes it, so
-    /// the file only ever grows (submissions write outside `state`).
-    serial_disk: Mutex<u64>,
+    /// The serial durable on disk (and sent to the master candidates).
+    /// Held while the serial is written, so the file only ever grows
+    /// (submissions write outside `state`).
+    serial: Mutex<u64>,
 }
 
 impl Inner {
@@ -175,7 +186,7 @@ impl Inner {
             }),
             pool: Pool::new(),
             closed: AtomicBool::new(false),
-            serial_disk: Mutex::new(0),
+            serial: Mutex::new(0),
         };
         inner.check_version()?;
         let serial = inner.read_serial()?;
@@ -184,7 +195,7 @@ impl Inner {
         st.last_serial = serial;
         st.drained = drained;
         inner.inspect(&mut st)?;
-        *lock(&inner.serial_disk) = st.last_serial;
+        *lock(&inner.serial) = st.last_serial;
         drop(st);
         Ok((inner, file_lock))
     }
@@ -371,14 +382,40 @@ impl Inner {
         if slot.refused.is_some() {
             // Never existed for anyone: nothing to write.
         } else if slot.written {
-            if let Err(e) = self.write_job(&slot.job, replicate) {
-                log::error!("Job {}: {e}", entry.id);
+            let path = self.job_path(entry.id);
+            let data = slot.job.to_file();
+            let (mut r, replaced) = fsutil::write_atomic_many_keep(
+                &[(path.as_path(), data.as_slice())],
+                &FileMeta::default(),
+            );
+            slot.replaced.extend(replaced);
+            match r.pop().unwrap_or(Ok(())) {
+                // Until its submitter sent the serial, it sends the file.
+                Ok(()) if replicate && !slot.replicate_pending => self.replicate(&path, &data),
+                Ok(()) => {}
+                Err(e) => log::error!("Job {}: {}", entry.id, self.io_error("write", &path, e)),
             }
         } else {
-            let (_, mut written) = self.commit_chunk(Some(entry.id), std::iter::once(&slot.job));
-            match written.pop().unwrap_or(Ok(())) {
-                Ok(()) => slot.written = true,
+            // The first write of a job started directly; its submitter
+            // writes the serial meanwhile, and then sends the master
+            // candidates the serial and the job file, in 2.5.2's order.
+            let path = self.job_path(entry.id);
+            let data = slot.job.to_file();
+            let (mut r, replaced) = fsutil::write_atomic_many_keep(
+                &[(path.as_path(), data.as_slice())],
+                &FileMeta::default(),
+            );
+            slot.replaced.extend(replaced);
+            match r.pop().unwrap_or(Ok(())) {
+                Ok(()) => {
+                    slot.written = true;
+                    slot.replicate_pending = true;
+                }
                 Err(e) => {
+                    // The rename may have happened before a directory
+                    // fsync failed: no file for a job that was refused.
+                    let _ = std::fs::remove_file(&path);
+                    let e = self.io_error("write", &path, e);
                     log::error!("Job {}: {e}; refusing the job", entry.id);
                     slot.refused = Some(e);
                 }
@@ -576,8 +613,11 @@ impl Inner {
             let written = match &serial_failed {
                 Some(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
                 None => {
-                    let (serial_result, written) =
-                        self.commit_chunk(serial.take(), chunk.iter().map(|(_, j)| j));
+                    let (serial_result, written) = self.commit_chunk(
+                        serial.take(),
+                        chunk.iter().map(|(_, j)| j),
+                        &mut Vec::new(),
+                    );
                     serial_failed = serial_result.err();
                     written
                 }
@@ -613,7 +653,20 @@ impl Inner {
         lock(&self.state).active.insert(id, Arc::clone(&entry));
         self.pool.add(id, prio);
         let deadline = Instant::now() + DIRECT_START_WAIT;
+        // While the worker gets to its first write.
+        let serial = self.write_serial(id);
         let mut slot = lock(&entry.slot);
+        if let Err(e) = serial {
+            if slot.written {
+                // The job file is durable: its id cannot be given again
+                // (start-up raises the serial to the highest job file).
+                log::error!("Job {id}: {e}");
+            } else if slot.refused.is_none() {
+                log::error!("Job {id}: {e}; refusing the job");
+                slot.refused = Some(e);
+                self.touched(&entry, &mut slot);
+            }
+        }
         while !slot.written && slot.refused.is_none() {
             let now = Instant::now();
             if now >= deadline {
@@ -626,8 +679,19 @@ impl Inner {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        if slot.replicate_pending {
+            slot.replicate_pending = false;
+            let path = self.job_path(id);
+            match read_job_file(&path) {
+                Ok(Some(data)) => self.replicate(&path, &data),
+                Ok(None) => log::error!("Job {id}: its file is gone"),
+                Err(e) => log::error!("Job {id}: {}", self.io_error("read", &path, e)),
+            }
+        }
         let refused = slot.refused.clone();
+        let replaced = std::mem::take(&mut slot.replaced);
         drop(slot);
+        drop(replaced);
         let Some(e) = refused else {
             log::info!("New job with id {id}");
             return Ok(());
@@ -639,6 +703,14 @@ impl Inner {
         Err(e)
     }
 
+    /// Writes the serial file durably with `value` (unless it already
+    /// holds as much) and sends it to the master candidates; `value` is
+    /// settled either way.
+    fn write_serial(&self, value: u64) -> Result<(), GanetiError> {
+        self.commit_chunk(Some(value), std::iter::empty(), &mut Vec::new())
+            .0
+    }
+
     /// Writes one chunk of new job files durably, with the serial file
     /// `serial` if given and not overtaken on disk by a later submission,
     /// and replicates what was written, serial first. Returns the serial's
@@ -648,13 +720,14 @@ impl Inner {
         &self,
         serial: Option<u64>,
         jobs: impl Iterator<Item = &'a Job>,
+        keep: &mut Vec<std::fs::File>,
     ) -> (Result<(), GanetiError>, Vec<Result<(), GanetiError>>) {
         let contents: Vec<(PathBuf, Vec<u8>)> = jobs
             .map(|job| (self.job_path(job.id), job.to_file()))
             .collect();
         let serial_path = self.serial_path();
         // Held while the serial is written, so that the file only grows.
-        let mut on_disk = serial.map(|_| lock(&self.serial_disk));
+        let mut on_disk = serial.map(|_| lock(&self.serial));
         let serial = serial.filter(|s| on_disk.as_ref().is_some_and(|d| *s > **d));
         if serial.is_none() {
             on_disk = None;
@@ -665,7 +738,9 @@ impl Inner {
             files.push((&serial_path, data));
         }
         files.extend(contents.iter().map(|(p, d)| (p.as_path(), d.as_slice())));
-        let mut written = fsutil::write_atomic_many(&files, &FileMeta::default()).into_iter();
+        let (written, replaced) = fsutil::write_atomic_many_keep(&files, &FileMeta::default());
+        keep.extend(replaced);
+        let mut written = written.into_iter();
         let mut serial_result = Ok(());
         if let (Some(s), Some(data)) = (serial, &serial_data) {
             serial_result = written

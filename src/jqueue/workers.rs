@@ -293,11 +293,16 @@ fn run_task(inner: &Arc<Inner>, worker: &str, id: u64) {
         return;
     };
     set_task_name(format!("{worker}/Job{id}"));
-    match process(inner, worker, &entry) {
+    let step = process(inner, worker, &entry);
+    // The files the step replaced are freed now that whoever waited for
+    // the job has been woken.
+    let replaced = std::mem::take(&mut lock(&entry.slot).replaced);
+    match step {
         Step::Finished => inner.job_finished(id),
         Step::Defer(prio) => inner.pool.add(id, prio),
         Step::WaitDep => {}
     }
+    drop(replaced);
 }
 
 /// Finds the opcode to work on: the first unfinished one.
