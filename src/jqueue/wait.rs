@@ -120,6 +120,36 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jqueue::job::{self, LogEntry};
+
+    #[test]
+    fn only_log_messages_linger() {
+        let mut input = serde_json::Map::new();
+        input.insert("OP_ID".into(), json!("OP_TEST_DELAY"));
+        let mut job = Job::new(1, vec![input]).unwrap();
+        let fields = vec!["status".to_string()];
+        let queued = json!(["queued"]);
+        // Nothing new: no linger (the waiter just goes on waiting).
+        assert!(!only_new_log_entries(&job, &fields, &queued, None).unwrap());
+        // A new status: answered at once.
+        job.ops[0].status = Status::Running;
+        assert!(!only_new_log_entries(&job, &fields, &queued, None).unwrap());
+        // Same status, a new log message: linger for more.
+        let running = json!(["running"]);
+        job.ops[0].log.push(LogEntry {
+            serial: 1,
+            time: job::now(),
+            log_type: "message".into(),
+            message: json!("m1"),
+        });
+        job.log_serial = 1;
+        assert!(only_new_log_entries(&job, &fields, &running, None).unwrap());
+        assert!(only_new_log_entries(&job, &fields, &running, Some(0)).unwrap());
+        assert!(!only_new_log_entries(&job, &fields, &running, Some(1)).unwrap());
+        // The end of the job: at once, log messages or not.
+        job.ops[0].status = Status::Success;
+        assert!(!only_new_log_entries(&job, &fields, &json!(["success"]), None).unwrap());
+    }
 
     #[test]
     fn timeout_is_capped() {

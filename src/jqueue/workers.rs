@@ -666,6 +666,26 @@ mod tests {
     }
 
     #[test]
+    fn pool_knows_when_a_worker_is_idle() {
+        let pool = Arc::new(Pool::new());
+        assert!(!pool.has_idle_worker());
+        let p = Arc::clone(&pool);
+        let worker = std::thread::spawn(move || p.next());
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while !pool.has_idle_worker() {
+            assert!(std::time::Instant::now() < end, "the worker never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The task queued now is the idle worker's: no other is idle.
+        pool.add(7, 0);
+        assert!(!pool.has_idle_worker());
+        assert_eq!(worker.join().unwrap(), Some(7));
+        assert!(!pool.has_idle_worker());
+        pool.stop();
+        assert!(!pool.has_idle_worker());
+    }
+
+    #[test]
     fn pool_orders_by_priority_then_arrival() {
         let pool = Pool::new();
         pool.add(1, 10);
