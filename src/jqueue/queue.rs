@@ -6,7 +6,10 @@
 //! own mutex (`JobEntry::slot`). The order is always state, then job; a
 //! thread holding one job's mutex never waits for the state or for another
 //! job, except the dependency check, which holds the state (so no two
-//! threads ever hold two job mutexes at once).
+//! threads ever hold two job mutexes at once). `Inner::serial` comes last:
+//! it is held while the serial file is written (with the first chunk of a
+//! submission), never while waiting for another lock. New job files are
+//! written without the state lock and registered under it once durable.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
