@@ -90,8 +90,8 @@ pub(super) struct Slot {
     /// A dropped log message was already reported.
     pub log_drop_reported: bool,
     /// The job file is on disk. False only for a job started directly
-    /// (`SubmitJob` with a worker idle) until its first write, which
-    /// carries the serial too (see [`Inner::save`]).
+    /// (`SubmitJob` with a worker idle) until its first write (see
+    /// [`Inner::start_direct`]).
     pub written: bool,
     /// That first write failed: the job is refused, it never runs and is
     /// never written; its submitter answers with this error.
@@ -377,14 +377,12 @@ impl Inner {
 
     /// Writes an active job after a change and wakes its watchers. A write
     /// error is logged: the job goes on and the next write carries all.
-    /// The first write of a job started directly also writes the serial
-    /// (unless a later submission already did) and is always replicated;
-    /// if it fails the job is refused (`Slot::refused`). A refused job is
-    /// never written.
+    /// The first write of a job started directly is what makes it durable:
+    /// if it fails the job is refused (`Slot::refused`) and never written
+    /// again; its submitter sends it to the master candidates, after the
+    /// serial. The files replaced are kept in `Slot::replaced`.
     pub fn save(&self, entry: &JobEntry, slot: &mut Slot, replicate: bool) {
-        if slot.refused.is_some() {
-            // Never existed for anyone: nothing to write.
-        } else if slot.written {
+        if slot.refused.is_none() {
             let path = self.job_path(entry.id);
             let data = slot.job.to_file();
             let (mut r, replaced) = fsutil::write_atomic_many_keep(
@@ -393,26 +391,15 @@ impl Inner {
             );
             slot.replaced.extend(replaced);
             match r.pop().unwrap_or(Ok(())) {
+                Ok(()) if !slot.written => {
+                    slot.written = true;
+                    slot.replicate_pending = true;
+                }
                 // Until its submitter sent the serial, it sends the file.
                 Ok(()) if replicate && !slot.replicate_pending => self.replicate(&path, &data),
                 Ok(()) => {}
-                Err(e) => log::error!("Job {}: {}", entry.id, self.io_error("write", &path, e)),
-            }
-        } else {
-            // The first write of a job started directly; its submitter
-            // writes the serial meanwhile, and then sends the master
-            // candidates the serial and the job file, in 2.5.2's order.
-            let path = self.job_path(entry.id);
-            let data = slot.job.to_file();
-            let (mut r, replaced) = fsutil::write_atomic_many_keep(
-                &[(path.as_path(), data.as_slice())],
-                &FileMeta::default(),
-            );
-            slot.replaced.extend(replaced);
-            match r.pop().unwrap_or(Ok(())) {
-                Ok(()) => {
-                    slot.written = true;
-                    slot.replicate_pending = true;
+                Err(e) if slot.written => {
+                    log::error!("Job {}: {}", entry.id, self.io_error("write", &path, e))
                 }
                 Err(e) => {
                     // The rename may have happened before a directory
@@ -546,7 +533,7 @@ impl Inner {
     /// to check errors. `direct` (one job, a worker idle): the job is
     /// queued before anything is written, so that the worker's first
     /// write (usually `running`) is also the one that makes it durable
-    /// (see [`Inner::await_first_write`]).
+    /// (see [`Inner::start_direct`]).
     fn submit_group(
         &self,
         jobs: Vec<Result<Vec<Map<String, Value>>, GanetiError>>,
@@ -645,11 +632,13 @@ impl Inner {
         results
     }
 
-    /// Queues a checked job that has no file yet, and returns once its
-    /// first write made it durable: the worker's, or after
-    /// [`DIRECT_START_WAIT`] (the job waits for locks, or no worker came)
-    /// the submitter's own. `Err`: that write failed, the job is refused
-    /// and forgotten.
+    /// Queues a checked job that has no file yet, writes the serial while
+    /// the worker gets going, and returns once the job's first write made
+    /// it durable: the worker's, or after [`DIRECT_START_WAIT`] (the job
+    /// waits for locks, or no worker came) the submitter's own. Then sends
+    /// the job file to the master candidates, after the serial. `Err`: the
+    /// job's first write (or the serial, before the job was durable)
+    /// failed; the job is refused and forgotten.
     fn start_direct(&self, job: Job) -> Result<(), GanetiError> {
         let (id, prio) = (job.id, job.priority());
         let entry = JobEntry::new(job, false);
@@ -707,8 +696,7 @@ impl Inner {
     }
 
     /// Writes the serial file durably with `value` (unless it already
-    /// holds as much) and sends it to the master candidates; `value` is
-    /// settled either way.
+    /// holds as much) and sends it to the master candidates.
     fn write_serial(&self, value: u64) -> Result<(), GanetiError> {
         self.commit_chunk(Some(value), std::iter::empty(), &mut Vec::new())
             .0
