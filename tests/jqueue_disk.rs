@@ -775,23 +775,23 @@ fn executor_panic_fails_the_opcode_and_the_worker_lives_on() {
 #[test]
 fn a_panic_outside_the_opcode_fails_the_job_and_the_worker_lives_on() {
     let s = Setup::new("jq-panic-save");
-    // The replicator panics while the worker writes job 1 as "waiting",
-    // before the executor is called.
+    // The replicator panics while the worker writes job 1 after its first
+    // opcode succeeded, outside the executor.
     *s.mirror.panic_once.lock().unwrap() =
-        Some(("/var/lib/ganeti/queue/job-1".into(), "\"waiting\"".into()));
+        Some(("/var/lib/ganeti/queue/job-1".into(), "\"success\"".into()));
     let q = s.open(1);
     let a = q.submit_job(vec![jq("a"), jq("a2")]).unwrap();
     let b = q.submit_job(vec![jq("b")]).unwrap();
     assert_eq!(wait_status(&q, a, &["success", "error"]), "error");
     let f = s.job_json(a);
     let failed = json!(["OpExecError", ["Internal error: replicator bug"]]);
-    assert_eq!(f["ops"][0]["status"], json!("error"));
-    assert_eq!(f["ops"][0]["result"], failed);
+    assert_eq!(f["ops"][0]["status"], json!("success"));
+    assert_eq!(f["ops"][1]["status"], json!("error"));
     assert_eq!(f["ops"][1]["result"], failed);
     assert!(f["end_timestamp"].is_array());
     // The single worker is still there for the next job.
     assert_eq!(wait_status(&q, b, &["success", "error"]), "success");
-    assert_eq!(s.exec.ran(), ["b"]);
+    assert_eq!(s.exec.ran(), ["a", "b"]);
     // The failed job is finished: it can be archived.
     assert!(q.archive_job(a).unwrap());
 }

@@ -6,7 +6,10 @@
 //! own mutex (`JobEntry::slot`). The order is always state, then job; a
 //! thread holding one job's mutex never waits for the state or for another
 //! job, except the dependency check, which holds the state (so no two
-//! threads ever hold two job mutexes at once).
+//! threads ever hold two job mutexes at once). `Inner::serial` comes last:
+//! it is held while the serial file is written (with the first chunk of a
+//! submission), never while waiting for another lock. New job files are
+//! written without the state lock and registered under it once durable.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
@@ -30,6 +33,15 @@ use crate::paths::Paths;
 
 /// Mode of the queue and archive directories.
 const DIR_MODE: u32 = 0o700;
+/// New job files written per group commit of a submission: each chunk
+/// costs one fsync per file and one of the directory, and its jobs start
+/// while the next chunk is written.
+pub(super) const GROUP_COMMIT_CHUNK: usize = 64;
+/// How long `SubmitJob` waits for the idle worker it handed a job to to
+/// make the job durable with its first write (normally `running`, within
+/// a fraction of a millisecond plus the write) before writing the job
+/// itself: the job may be waiting for locks.
+pub(super) const DIRECT_START_WAIT: Duration = Duration::from_millis(5);
 /// Jobs archived per rename batch in `AutoArchiveJobs`.
 const ARCHIVE_BATCH: usize = 10;
 /// Progress of the start-up inspection is logged every this many jobs...
@@ -77,10 +89,25 @@ pub(super) struct Slot {
     pub ctx: Option<OpExecCtx>,
     /// A dropped log message was already reported.
     pub log_drop_reported: bool,
+    /// The job file is on disk. False only for a job started directly
+    /// (`SubmitJob` with a worker idle) until its first write (see
+    /// [`Inner::start_direct`]).
+    pub written: bool,
+    /// That first write failed: the job is refused, it never runs and is
+    /// never written; its submitter answers with this error.
+    pub refused: Option<GanetiError>,
+    /// The job file was written before the serial reached the master
+    /// candidates: the submitter sends them the file (as it is on disk
+    /// then) after the serial, and the job's writes meanwhile are local.
+    pub replicate_pending: bool,
+    /// Files replaced by the job's writes, still open so that their space
+    /// is freed (slow with online discard) only once the worker is done
+    /// with the step, not while a client waits ([`Inner::save`]).
+    pub replaced: Vec<std::fs::File>,
 }
 
 impl JobEntry {
-    fn new(job: Job) -> Arc<JobEntry> {
+    fn new(job: Job, written: bool) -> Arc<JobEntry> {
         Arc::new(JobEntry {
             id: job.id,
             slot: Mutex::new(Slot {
@@ -88,6 +115,10 @@ impl JobEntry {
                 generation: 0,
                 ctx: None,
                 log_drop_reported: false,
+                written,
+                refused: None,
+                replicate_pending: false,
+                replaced: Vec::new(),
             }),
             changed: Condvar::new(),
             processing: Mutex::new(()),
@@ -110,6 +141,14 @@ pub(super) struct Inner {
     pub state: Mutex<State>,
     pub pool: Pool,
     pub closed: AtomicBool,
+    /// Held shared by every submission from its first check to its last
+    /// write (files are written outside the state lock); shutdown takes it
+    /// exclusively before giving up the queue lock.
+    pub submitting: std::sync::RwLock<()>,
+    /// The serial durable on disk (and sent to the master candidates).
+    /// Held while the serial is written, so the file only ever grows
+    /// (submissions write outside `state`).
+    serial: Mutex<u64>,
 }
 
 impl Inner {
@@ -154,6 +193,8 @@ impl Inner {
             }),
             pool: Pool::new(),
             closed: AtomicBool::new(false),
+            submitting: std::sync::RwLock::new(()),
+            serial: Mutex::new(0),
         };
         inner.remove_stale_temp_files();
         inner.check_version()?;
@@ -163,6 +204,7 @@ impl Inner {
         st.last_serial = serial;
         st.drained = drained;
         inner.inspect(&mut st)?;
+        *lock(&inner.serial) = st.last_serial;
         drop(st);
         Ok((inner, file_lock))
     }
@@ -291,7 +333,7 @@ impl Inner {
         }
         for job in restart {
             let (id, prio) = (job.id, job.priority());
-            st.active.insert(id, JobEntry::new(job));
+            st.active.insert(id, JobEntry::new(job, true));
             self.pool.add(id, prio);
         }
         log::info!("Job queue inspection finished");
@@ -346,12 +388,18 @@ impl Inner {
         fsutil::write_atomic(path, data, &FileMeta::default())
             .map_err(|e| self.io_error("write", path, e))?;
         if replicate {
-            let wire = self.wire(path);
-            if let Err(e) = self.replicator.update(&wire, data) {
-                log::error!("Updating {wire} on the master candidates failed: {e}");
-            }
+            self.replicate(path, data);
         }
         Ok(())
+    }
+
+    /// Sends a queue file just written to the master candidates; a
+    /// failure is logged (2.5.2 does not retry either).
+    fn replicate(&self, path: &Path, data: &[u8]) {
+        let wire = self.wire(path);
+        if let Err(e) = self.replicator.update(&wire, data) {
+            log::error!("Updating {wire} on the master candidates failed: {e}");
+        }
     }
 
     /// Writes a job's file (`UpdateJobUnlocked`).
@@ -361,9 +409,39 @@ impl Inner {
 
     /// Writes an active job after a change and wakes its watchers. A write
     /// error is logged: the job goes on and the next write carries all.
+    /// The first write of a job started directly is what makes it durable:
+    /// if it fails the job is refused (`Slot::refused`) and never written
+    /// again; its submitter sends it to the master candidates, after the
+    /// serial. The files replaced are kept in `Slot::replaced`.
     pub fn save(&self, entry: &JobEntry, slot: &mut Slot, replicate: bool) {
-        if let Err(e) = self.write_job(&slot.job, replicate) {
-            log::error!("Job {}: {e}", entry.id);
+        if slot.refused.is_none() {
+            let path = self.job_path(entry.id);
+            let data = slot.job.to_file();
+            let (mut r, replaced) = fsutil::write_atomic_many_keep(
+                &[(path.as_path(), data.as_slice())],
+                &FileMeta::default(),
+            );
+            slot.replaced.extend(replaced);
+            match r.pop().unwrap_or(Ok(())) {
+                Ok(()) if !slot.written => {
+                    slot.written = true;
+                    slot.replicate_pending = true;
+                }
+                // Until its submitter sent the serial, it sends the file.
+                Ok(()) if replicate && !slot.replicate_pending => self.replicate(&path, &data),
+                Ok(()) => {}
+                Err(e) if slot.written => {
+                    log::error!("Job {}: {}", entry.id, self.io_error("write", &path, e))
+                }
+                Err(e) => {
+                    // The rename may have happened before a directory
+                    // fsync failed: no file for a job that was refused.
+                    let _ = std::fs::remove_file(&path);
+                    let e = self.io_error("write", &path, e);
+                    log::error!("Job {}: {e}; refusing the job", entry.id);
+                    slot.refused = Some(e);
+                }
+            }
         }
         self.touched(entry, slot);
     }
@@ -444,26 +522,6 @@ impl Inner {
 
     // ---- ids and submission ----
 
-    /// `_NewSerialsUnlocked`: the serial file is written and replicated
-    /// before the ids are used.
-    fn new_serials(&self, st: &mut State, count: usize) -> Result<Vec<u64>, GanetiError> {
-        // A serial file edited by hand (or a job file named so) may have
-        // brought the serial near the end of the id range.
-        let last = u64::try_from(count)
-            .ok()
-            .and_then(|n| st.last_serial.checked_add(n))
-            .ok_or_else(|| {
-                queue_error(format!(
-                    "Cannot allocate {count} new job ids: the job queue serial is at {}",
-                    st.last_serial
-                ))
-            })?;
-        let first = st.last_serial + 1;
-        self.write_file(&self.serial_path(), format!("{last}\n").as_bytes(), true)?;
-        st.last_serial = last;
-        Ok((first..=last).collect())
-    }
-
     fn check_open(&self) -> Result<(), GanetiError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(queue_error("The job queue is shut down".into()));
@@ -473,12 +531,10 @@ impl Inner {
 
     pub fn submit_job(&self, ops: Vec<Value>) -> Result<u64, GanetiError> {
         let ops = load_ops(ops)?;
-        let mut st = lock(&self.state);
-        self.check_open()?;
-        let id = self.new_serials(&mut st, 1)?[0];
-        let prio = self.add_job(&mut st, id, ops)?;
-        self.pool.add(id, prio);
-        Ok(id)
+        let direct = self.pool.has_idle_worker();
+        self.submit_group(vec![Ok(ops)], false, direct)
+            .pop()
+            .unwrap_or_else(|| Err(queue_error("No job was submitted".into())))
     }
 
     pub fn submit_many_values(&self, jobs: Vec<Vec<Value>>) -> Vec<Result<u64, GanetiError>> {
@@ -495,69 +551,297 @@ impl Inner {
         if jobs.is_empty() {
             return Vec::new();
         }
+        self.submit_group(jobs, true, false)
+    }
+
+    /// `_NewSerialsUnlocked` and `_SubmitJobUnlocked` for a group of jobs,
+    /// as a group commit. Under the queue lock: one id per job (used up
+    /// whatever happens next, as 2.5.2 allocates first), every job checked,
+    /// room in the queue reserved. Then, outside the queue lock, the job
+    /// files are written in chunks of [`GROUP_COMMIT_CHUNK`] with
+    /// [`fsutil::write_atomic_many`] (one fsync per file, one of the
+    /// directory), the serial file with the first chunk; each chunk is
+    /// replicated (serial first), registered and queued as soon as it is
+    /// durable, so the workers start while the next chunk is written. The
+    /// caller hears of an id only once its file is durable. `many`
+    /// resolves relative dependencies and adds 2.5.2's `"; opcodes ..."`
+    /// to check errors. `direct` (one job, a worker idle): the job is
+    /// queued before anything is written, so that the worker's first
+    /// write (usually `running`) is also the one that makes it durable
+    /// (see [`Inner::start_direct`]).
+    fn submit_group(
+        &self,
+        jobs: Vec<Result<Vec<Map<String, Value>>, GanetiError>>,
+        many: bool,
+        direct: bool,
+    ) -> Vec<Result<u64, GanetiError>> {
+        let _in_flight = self.submitting.read().unwrap_or_else(|e| e.into_inner());
         let mut st = lock(&self.state);
-        let ids = match self
-            .check_open()
-            .and_then(|()| self.new_serials(&mut st, jobs.len()))
-        {
-            Ok(ids) => ids,
-            Err(e) => return jobs.iter().map(|_| Err(e.clone())).collect(),
+        if let Err(e) = self.check_open() {
+            return jobs.iter().map(|_| Err(e.clone())).collect();
+        }
+        // A serial file edited by hand (or a job file named so) may have
+        // brought the serial near the end of the id range.
+        let Some(last) = u64::try_from(jobs.len())
+            .ok()
+            .and_then(|n| st.last_serial.checked_add(n))
+        else {
+            let e = queue_error(format!(
+                "Cannot allocate {} new job ids: the job queue serial is at {}",
+                jobs.len(),
+                st.last_serial
+            ));
+            return jobs.iter().map(|_| Err(e.clone())).collect();
         };
-        let mut results = Vec::with_capacity(jobs.len());
-        let mut added = Vec::new();
+        let first = st.last_serial + 1;
+        let ids: Vec<u64> = (first..=last).collect();
+        st.last_serial = last;
+        let mut checked: Vec<Result<Job, GanetiError>> = Vec::with_capacity(jobs.len());
+        let mut accepted = 0;
         for (idx, (id, ops)) in ids.iter().zip(jobs).enumerate() {
             let result = ops.and_then(|mut ops| {
-                resolve_relative_dependencies(&mut ops, &ids[..idx])?;
+                if many {
+                    resolve_relative_dependencies(&mut ops, &ids[..idx])?;
+                }
                 let summaries: Vec<String> = ops.iter().map(job::op_summary).collect();
-                self.add_job(&mut st, *id, ops).map_err(|e| {
-                    let text = format!("{e}; opcodes {}", summaries.join(", "));
-                    GanetiError::msg(e.class, text)
+                self.check_job(&st, accepted, *id, ops).map_err(|e| {
+                    if many {
+                        let text = format!("{e}; opcodes {}", summaries.join(", "));
+                        GanetiError::msg(e.class, text)
+                    } else {
+                        e
+                    }
                 })
             });
-            results.push(result.map(|prio| {
-                added.push((*id, prio));
-                *id
-            }));
+            accepted += usize::from(result.is_ok());
+            checked.push(result);
         }
-        for (id, prio) in added {
-            self.pool.add(id, prio);
+        st.queue_size += accepted;
+        drop(st);
+
+        let count = checked.len();
+        let mut results: Vec<Result<u64, GanetiError>> = Vec::with_capacity(count);
+        let mut pending: Vec<(usize, Job)> = Vec::new();
+        let mut serial = Some(last);
+        let mut serial_failed: Option<GanetiError> = None;
+        for (idx, job) in checked.into_iter().enumerate() {
+            match job {
+                Ok(job) => {
+                    // Replaced if the chunk cannot be written.
+                    results.push(Ok(job.id));
+                    pending.push((idx, job));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+            if pending.len() < GROUP_COMMIT_CHUNK && idx + 1 < count {
+                continue;
+            }
+            let mut chunk = std::mem::take(&mut pending);
+            if direct && count == 1 && chunk.len() == 1 {
+                if let Some((idx, job)) = chunk.pop() {
+                    if let Err(e) = self.start_direct(job) {
+                        results[idx] = Err(e);
+                    }
+                }
+                break;
+            }
+            // The serial goes with the first chunk (alone if no job passed
+            // its checks); if it failed, so does every job of the group,
+            // as in 2.5.2.
+            let written = match &serial_failed {
+                Some(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
+                None => {
+                    let (serial_result, written) = self.commit_chunk(
+                        serial.take(),
+                        chunk.iter().map(|(_, j)| j),
+                        &mut Vec::new(),
+                    );
+                    serial_failed = serial_result.err();
+                    written
+                }
+            };
+            let mut queued = Vec::with_capacity(chunk.len());
+            let mut st = lock(&self.state);
+            for ((idx, job), outcome) in chunk.into_iter().zip(written) {
+                if let Err(e) = outcome {
+                    st.queue_size = st.queue_size.saturating_sub(1);
+                    results[idx] = Err(e);
+                    continue;
+                }
+                log::info!("New job with id {}", job.id);
+                queued.push((job.id, job.priority()));
+                st.active.insert(job.id, JobEntry::new(job, true));
+            }
+            drop(st);
+            for (id, prio) in queued {
+                self.pool.add(id, prio);
+            }
         }
         results
     }
 
-    /// `_SubmitJobUnlocked`: checks, writes the job file, registers the
-    /// job. Returns the job's priority.
-    fn add_job(
+    /// Queues a checked job that has no file yet, writes the serial while
+    /// the worker gets going, and returns once the job's first write made
+    /// it durable: the worker's, or after [`DIRECT_START_WAIT`] (the job
+    /// waits for locks, or no worker came) the submitter's own. Then sends
+    /// the job file to the master candidates, after the serial. `Err`: the
+    /// job's first write (or the serial, before the job was durable)
+    /// failed; the job is refused and forgotten.
+    fn start_direct(&self, job: Job) -> Result<(), GanetiError> {
+        let (id, prio) = (job.id, job.priority());
+        let entry = JobEntry::new(job, false);
+        lock(&self.state).active.insert(id, Arc::clone(&entry));
+        self.pool.add(id, prio);
+        let deadline = Instant::now() + DIRECT_START_WAIT;
+        // While the worker gets to its first write.
+        let serial = self.write_serial(id);
+        let mut slot = lock(&entry.slot);
+        if let Err(e) = serial {
+            if slot.written {
+                // The job file is durable: its id cannot be given again
+                // (start-up raises the serial to the highest job file).
+                log::error!("Job {id}: {e}");
+            } else if slot.refused.is_none() {
+                log::error!("Job {id}: {e}; refusing the job");
+                slot.refused = Some(e);
+                self.touched(&entry, &mut slot);
+            }
+        }
+        while !slot.written && slot.refused.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                self.save(&entry, &mut slot, true);
+                break;
+            }
+            slot = entry
+                .changed
+                .wait_timeout(slot, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if slot.replicate_pending {
+            slot.replicate_pending = false;
+            let path = self.job_path(id);
+            match read_job_file(&path) {
+                Ok(Some(data)) => self.replicate(&path, &data),
+                Ok(None) => log::error!("Job {id}: its file is gone"),
+                Err(e) => log::error!("Job {id}: {}", self.io_error("read", &path, e)),
+            }
+        }
+        let refused = slot.refused.clone();
+        let replaced = std::mem::take(&mut slot.replaced);
+        drop(slot);
+        drop(replaced);
+        let Some(e) = refused else {
+            log::info!("New job with id {id}");
+            return Ok(());
+        };
+        let mut st = lock(&self.state);
+        st.active.remove(&id);
+        st.queue_size = st.queue_size.saturating_sub(1);
+        self.notify_waiters(&mut st, id);
+        Err(e)
+    }
+
+    /// Writes the serial file durably with `value` (unless it already
+    /// holds as much) and sends it to the master candidates.
+    fn write_serial(&self, value: u64) -> Result<(), GanetiError> {
+        self.commit_chunk(Some(value), std::iter::empty(), &mut Vec::new())
+            .0
+    }
+
+    /// Writes one chunk of new job files durably, with the serial file
+    /// `serial` if given and not overtaken on disk by a later submission,
+    /// and replicates what was written, serial first. Returns the serial's
+    /// result and one result per job: a job whose file (or the serial)
+    /// could not be written has no file left.
+    fn commit_chunk<'a>(
         &self,
-        st: &mut State,
+        serial: Option<u64>,
+        jobs: impl Iterator<Item = &'a Job>,
+        keep: &mut Vec<std::fs::File>,
+    ) -> (Result<(), GanetiError>, Vec<Result<(), GanetiError>>) {
+        let contents: Vec<(PathBuf, Vec<u8>)> = jobs
+            .map(|job| (self.job_path(job.id), job.to_file()))
+            .collect();
+        let serial_path = self.serial_path();
+        // Held while the serial is written, so that the file only grows.
+        let mut on_disk = serial.map(|_| lock(&self.serial));
+        let serial = serial.filter(|s| on_disk.as_ref().is_some_and(|d| *s > **d));
+        if serial.is_none() {
+            on_disk = None;
+        }
+        let serial_data = serial.map(|s| format!("{s}\n").into_bytes());
+        let mut files: Vec<(&Path, &[u8])> = Vec::with_capacity(contents.len() + 1);
+        if let Some(data) = &serial_data {
+            files.push((&serial_path, data));
+        }
+        files.extend(contents.iter().map(|(p, d)| (p.as_path(), d.as_slice())));
+        let (written, replaced) = fsutil::write_atomic_many_keep(&files, &FileMeta::default());
+        keep.extend(replaced);
+        let mut written = written.into_iter();
+        let mut serial_result = Ok(());
+        if let (Some(s), Some(data)) = (serial, &serial_data) {
+            serial_result = written
+                .next()
+                .unwrap_or(Ok(()))
+                .map_err(|e| self.io_error("write", &serial_path, e));
+            if serial_result.is_ok() {
+                if let Some(d) = on_disk.as_mut() {
+                    **d = s;
+                }
+                self.replicate(&serial_path, data);
+            }
+        }
+        drop(on_disk);
+        let jobs = contents
+            .iter()
+            .map(|(path, data)| {
+                let r = written
+                    .next()
+                    .unwrap_or(Ok(()))
+                    .map_err(|e| self.io_error("write", path, e))
+                    .and(serial_result.clone());
+                match r {
+                    Ok(()) => {
+                        self.replicate(path, data);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The rename may have happened before a directory
+                        // fsync failed: no file for a job that was refused.
+                        let _ = std::fs::remove_file(path);
+                        Err(e)
+                    }
+                }
+            })
+            .collect();
+        (serial_result, jobs)
+    }
+
+    /// `_SubmitJobUnlocked`'s checks (drain, queue size counting the
+    /// `pending` jobs of the same group, priorities, dependencies): the new
+    /// job, not written yet.
+    fn check_job(
+        &self,
+        st: &State,
+        pending: usize,
         id: u64,
         ops: Vec<Map<String, Value>>,
-    ) -> Result<i32, GanetiError> {
+    ) -> Result<Job, GanetiError> {
         if st.drained {
             return Err(GanetiError::msg(
                 "JobQueueDrainError",
                 "Job queue is drained, refusing job",
             ));
         }
-        if st.queue_size >= JOB_QUEUE_SIZE_HARD_LIMIT {
+        if st.queue_size + pending >= JOB_QUEUE_SIZE_HARD_LIMIT {
             return Err(GanetiError::new("JobQueueFull", vec![]));
         }
         for (idx, op) in ops.iter().enumerate() {
             crate::opcodes::check_submit(idx, op)?;
         }
-        let job = Job::new(id, ops)?;
-        let path = self.job_path(id);
-        if let Err(e) = self.write_job(&job, true) {
-            // The rename may have happened before the directory fsync
-            // failed: no file for a job that was refused.
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-        st.queue_size += 1;
-        let prio = job.priority();
-        log::info!("New job with id {id}");
-        st.active.insert(id, JobEntry::new(job));
-        Ok(prio)
+        Job::new(id, ops)
     }
 
     // ---- finishing, dependencies ----
@@ -827,11 +1111,10 @@ impl Inner {
         ));
         for id in self.job_ids().unwrap_or_default() {
             let path = self.job_path(id);
-            let data = match st.active.get(&id) {
-                Some(entry) => Some(lock(&entry.slot).job.to_file()),
-                None => read_job_file(&path).ok().flatten(),
-            };
-            if let Some(data) = data {
+            // What is on disk, as 2.5.2's `AddNode` reads it: an active
+            // job's state not written yet (`waiting`, see `workers`)
+            // reaches the candidate with the job's next write.
+            if let Some(data) = read_job_file(&path).ok().flatten() {
                 files.push((self.wire(&path), data));
             }
         }

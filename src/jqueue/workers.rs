@@ -188,6 +188,8 @@ struct PoolState {
     tasks: BinaryHeap<Reverse<(i32, u64, u64)>>,
     seq: u64,
     stopping: bool,
+    /// Workers waiting for a task.
+    idle: usize,
 }
 
 impl Pool {
@@ -197,6 +199,7 @@ impl Pool {
                 tasks: BinaryHeap::new(),
                 seq: 0,
                 stopping: false,
+                idle: 0,
             }),
             cond: Condvar::new(),
         }
@@ -225,8 +228,16 @@ impl Pool {
             if let Some(Reverse((_, _, id))) = st.tasks.pop() {
                 return Some(id);
             }
+            st.idle += 1;
             st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.idle -= 1;
         }
+    }
+
+    /// Whether a task queued now is taken at once by a waiting worker.
+    pub fn has_idle_worker(&self) -> bool {
+        let st = lock(&self.state);
+        !st.stopping && st.idle > st.tasks.len()
     }
 
     pub fn stop(&self) {
@@ -284,7 +295,11 @@ fn run_task(inner: &Arc<Inner>, worker: &str, id: u64) {
         return;
     };
     set_task_name(format!("{worker}/Job{id}"));
-    match catch_unwind(AssertUnwindSafe(|| process(inner, worker, &entry))) {
+    let step = catch_unwind(AssertUnwindSafe(|| process(inner, worker, &entry)));
+    // The files the step replaced are freed now that whoever waited for
+    // the job has been woken.
+    let replaced = std::mem::take(&mut lock(&entry.slot).replaced);
+    match step {
         Ok(Step::Finished) => inner.job_finished(id),
         Ok(Step::Defer(prio)) => inner.pool.add(id, prio),
         Ok(Step::WaitDep) => {}
@@ -295,6 +310,7 @@ fn run_task(inner: &Arc<Inner>, worker: &str, id: u64) {
             inner.job_finished(id);
         }
     }
+    drop(replaced);
 }
 
 /// The message of a caught panic.
@@ -338,7 +354,7 @@ fn next_opcode(job: &job::Job) -> Option<usize> {
 fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
     let _processing = lock(&entry.processing);
     let mut slot = lock(&entry.slot);
-    if slot.job.status().is_final() {
+    if slot.job.status().is_final() || slot.refused.is_some() {
         return Step::Finished;
     }
     let mut ctx = match slot.ctx.take() {
@@ -359,9 +375,14 @@ fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
         return Step::Finished;
     }
     let mut waitjob = false;
+    // `waiting` is shown (memory, WaitForJobChange) at once but written
+    // only if the opcode really waits: the `running` write, or the final
+    // one, usually comes first and carries it.
+    let mut waiting_unwritten = false;
     if slot.job.ops[idx].status != Status::Canceling {
         if mark_waitlock(&mut slot.job, idx) {
-            inner.save(entry, &mut slot, true);
+            inner.touched(entry, &mut slot);
+            waiting_unwritten = true;
         }
         drop(slot);
 
@@ -443,8 +464,11 @@ fn process(inner: &Arc<Inner>, worker: &str, entry: &Arc<JobEntry>) -> Step {
 
     let op_status = slot.job.ops[idx].status;
     if op_status == Status::Waiting || waitjob {
-        if !waitjob && ctx.check_priority_increase(&mut slot.job.ops[idx].priority) {
+        let raised = !waitjob && ctx.check_priority_increase(&mut slot.job.ops[idx].priority);
+        if raised {
             log::debug!("Job {}: increasing priority", entry.id);
+        }
+        if raised || waiting_unwritten {
             inner.save(entry, &mut slot, true);
         }
         slot.ctx = Some(ctx);
@@ -556,6 +580,10 @@ impl OpContext for ExecCtx<'_> {
                 op.status = Status::Running;
                 op.exec_timestamp = Some(job::now());
                 self.inner.save(self.entry, &mut slot, true);
+                if slot.refused.is_some() {
+                    // Its first write failed: the job never existed.
+                    return Err(Canceled);
+                }
                 Ok(())
             }
             _ => Ok(()),
@@ -671,6 +699,26 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(crate::daemon::logging::current_task_name(), None);
+    }
+
+    #[test]
+    fn pool_knows_when_a_worker_is_idle() {
+        let pool = Arc::new(Pool::new());
+        assert!(!pool.has_idle_worker());
+        let p = Arc::clone(&pool);
+        let worker = std::thread::spawn(move || p.next());
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while !pool.has_idle_worker() {
+            assert!(std::time::Instant::now() < end, "the worker never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The task queued now is the idle worker's: no other is idle.
+        pool.add(7, 0);
+        assert!(!pool.has_idle_worker());
+        assert_eq!(worker.join().unwrap(), Some(7));
+        assert!(!pool.has_idle_worker());
+        pool.stop();
+        assert!(!pool.has_idle_worker());
     }
 
     #[test]
