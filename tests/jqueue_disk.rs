@@ -1558,6 +1558,36 @@ fn opening_creates_checks_and_locks_the_queue() {
 }
 
 #[test]
+fn group_commits_at_the_chunk_size_and_one_over() {
+    // With no worker the jobs stay queued: what is on disk when
+    // SubmitManyJobs answers is what the group commit wrote.
+    let chunk = jqueue::GROUP_COMMIT_CHUNK;
+    let s = Setup::new("jq-chunk");
+    let q = s.open(0);
+    let mut next = 1u64;
+    for n in [chunk, chunk + 1] {
+        let jobs: Vec<Vec<Value>> = (0..n).map(|i| vec![jq(&format!("j{i}"))]).collect();
+        let ids: Vec<u64> = q
+            .submit_many_jobs(jobs)
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let want: Vec<u64> = (next..next + n as u64).collect();
+        assert_eq!(ids, want);
+        for id in &ids {
+            assert_eq!(
+                s.job_json(*id)["ops"][0]["status"],
+                json!("queued"),
+                "job {id}"
+            );
+        }
+        next += n as u64;
+        assert_eq!(s.read("serial"), format!("{}\n", next - 1));
+    }
+    q.shutdown();
+}
+
+#[test]
 fn serial_is_never_reused_across_restarts() {
     let s = Setup::new("jq-serial");
     let q = s.open(1);

@@ -151,6 +151,7 @@ use crate::paths::Paths;
 
 pub use crate::daemon::logging::current_task_name;
 pub use job::{Job, Status};
+pub use queue::GROUP_COMMIT_CHUNK;
 pub use workers::lock_attempt_timeouts;
 
 /// `JOBQUEUE_THREADS`.

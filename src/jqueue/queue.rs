@@ -36,7 +36,7 @@ const DIR_MODE: u32 = 0o700;
 /// New job files written per group commit of a submission: each chunk
 /// costs one fsync per file and one of the directory, and its jobs start
 /// while the next chunk is written.
-pub(super) const GROUP_COMMIT_CHUNK: usize = 64;
+pub const GROUP_COMMIT_CHUNK: usize = 64;
 /// How long `SubmitJob` waits for the idle worker it handed a job to to
 /// make the job durable with its first write (normally `running`, within
 /// a fraction of a millisecond plus the write) before writing the job
