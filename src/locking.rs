@@ -977,46 +977,10 @@ fn wait_to_lock_error(e: WaitError, level: Level, name: &str) -> LockError {
     }
 }
 
-/// Compares names with runs of digits as numbers: `node2` < `node10`.
+/// Compares names with runs of digits as numbers: `node2` < `node10`
+/// (2.5.2's `NiceSort`).
 fn nice_cmp(a: &str, b: &str) -> Ordering {
-    let (mut a, mut b) = (a, b);
-    loop {
-        match (a.is_empty(), b.is_empty()) {
-            (true, true) => return Ordering::Equal,
-            (true, false) => return Ordering::Less,
-            (false, true) => return Ordering::Greater,
-            _ => {}
-        }
-        let (ra, rest_a) = split_run(a);
-        let (rb, rest_b) = split_run(b);
-        let da = ra.starts_with(|c: char| c.is_ascii_digit());
-        let db = rb.starts_with(|c: char| c.is_ascii_digit());
-        let ord = match (da, db) {
-            (true, true) => {
-                let na = ra.trim_start_matches('0');
-                let nb = rb.trim_start_matches('0');
-                na.len().cmp(&nb.len()).then_with(|| na.cmp(nb))
-            }
-            // Numbers sort before text, as ints before strings in Python 2.
-            (true, false) => Ordering::Less,
-            (false, true) => Ordering::Greater,
-            (false, false) => ra.cmp(rb),
-        };
-        if ord != Ordering::Equal {
-            return ord;
-        }
-        a = rest_a;
-        b = rest_b;
-    }
-}
-
-/// The leading run of digits or of non-digits, and the rest.
-fn split_run(s: &str) -> (&str, &str) {
-    let digit = s.starts_with(|c: char| c.is_ascii_digit());
-    let end = s
-        .find(|c: char| c.is_ascii_digit() != digit)
-        .unwrap_or(s.len());
-    s.split_at(end)
+    crate::config::nice_sort_key(a).cmp(&crate::config::nice_sort_key(b))
 }
 
 #[cfg(test)]
