@@ -291,6 +291,28 @@ pub fn strip(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
+/// 2.5.2's `utils.ShellQuote`: an argument as its messages show it, in
+/// single quotes unless it is made of harmless characters only.
+pub fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.,=:/_+@".contains(&b));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// 2.5.2's `utils.ShellQuoteArgs`: a command line as its messages show it.
+pub fn shell_quote_args(argv: &[&str]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

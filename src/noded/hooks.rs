@@ -75,6 +75,7 @@ use serde_json::{json, Value};
 
 use super::{backend, decode, os_error_text, Context, Procedure, RpcError};
 use crate::hooks::{is_plugin_name, py_strip, safe_encode, Phase, HKR_FAIL, HKR_SKIP, HKR_SUCCESS};
+use crate::pytext::shell_quote;
 use crate::{proc, sys};
 
 /// Longest a hook script (or an iallocator) may run: the master's timeout
@@ -149,20 +150,6 @@ fn hook_timeout() -> Duration {
             }
         }
     })
-}
-
-/// Python's `ShellQuoteArgs` of one argument (how 2.5.2 names a command in
-/// messages).
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.,=:/_+@".contains(&b));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', "'\\''"))
-    }
 }
 
 /// The text of an error running a program, as 2.5.2's `RunCmd` raises it.

@@ -373,21 +373,7 @@ pub fn py_str(s: &str) -> String {
 pub use crate::pytext::float_str as py_float;
 
 /// 2.5.2's `utils.ShellQuoteArgs`: the command as its messages show it.
-pub fn shell_quote_args(argv: &[&str]) -> String {
-    argv.iter()
-        .map(|a| {
-            let plain = !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-.,=:/_+@".contains(c));
-            if plain {
-                a.to_string()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::pytext::shell_quote_args;
 
 /// Runs a command; a command that cannot be started counts as failed
 /// (2.5.2 raised an error there), with the reason in `fail_reason`. So does
