@@ -95,24 +95,7 @@ pub fn create_dirs(dir: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
 }
 
 fn write_temp(temp: &Path, data: &[u8], meta: &FileMeta) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(temp)?;
-    if let Some((uid, gid)) = meta.owner {
-        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-    }
-    if let Some(mode) = meta.mode {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
-    }
-    f.write_all(data)?;
-    if let Some((atime, mtime)) = meta.times {
-        f.set_times(FileTimes::new().set_accessed(atime).set_modified(mtime))?;
-    }
-    f.sync_all()
+    write_temp_unsynced(temp, data, meta)?.sync_all()
 }
 
 /// Writes several files as [`write_atomic`] does, as one group commit:
@@ -205,7 +188,8 @@ pub fn write_atomic_many_keep(
     (results, replaced)
 }
 
-/// [`write_temp`] without the fsync: the open file, for
+/// Creates `temp` (never following a symlink) with `data`, owner, mode and
+/// times, without the fsync: the open file, for [`write_temp`] and
 /// [`write_atomic_many`] to fsync.
 fn write_temp_unsynced(temp: &Path, data: &[u8], meta: &FileMeta) -> io::Result<File> {
     let mut f = OpenOptions::new()
